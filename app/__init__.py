@@ -1,0 +1,1 @@
+"""Clients gateway: GraphQL and /v2 REST over the Clients domain of a CFDI invoicing platform."""

@@ -1,0 +1,1 @@
+"""The Clients domain: validation, service (every rule), repository (persistence)."""

@@ -1,0 +1,286 @@
+"""Persistence of clients: SQL only, no rules. Rows become `types.Client` here and nowhere
+else; unique and foreign-key violations become domain-neutral exceptions here, per dialect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Select, Table, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.clients.types import Address, Client, Position
+from app.models import Client as ClientRow
+from app.models import ClientCounter, Invoice, Payment
+
+clients = cast(Table, ClientRow.__table__)
+counters = cast(Table, ClientCounter.__table__)
+c = clients.c
+
+RFC_UNIQUE_CONSTRAINT = "uq_clients_team_id_livemode_rfc_unique"
+
+SELECT_COLUMNS = (
+    c.id,
+    c.public_id,
+    c.name,
+    c.legal_name,
+    c.rfc,
+    c.rfc_check_digit_valid,
+    c.email,
+    c.phone,
+    c.street,
+    c.city,
+    c.state,
+    c.zip_code,
+    c.country,
+    c.livemode,
+    c.created_at,
+    c.updated_at,
+)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_ms(value: datetime) -> int:
+    return (value - EPOCH) // timedelta(milliseconds=1)
+
+
+def from_ms(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+class RfcTaken(Exception):
+    """The (team, mode, RFC) unique constraint refused a write."""
+
+
+class StillReferenced(Exception):
+    """A foreign key from invoices or payments refused a delete."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilter:
+    """A normalised filter, ready for SQL."""
+
+    name: str | None = None
+    rfc: str | None = None
+    email: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.name or self.rfc or self.email or self.created_from or self.created_to)
+
+
+def row_to_client(row: Any) -> Client:
+    address: Address | None = Address(
+        street=row.street,
+        city=row.city,
+        state=row.state,
+        zip_code=row.zip_code,
+        country=row.country,
+    )
+    if address is not None and address.is_empty():
+        address = None
+    return Client(
+        id=row.public_id,
+        name=row.name,
+        legal_name=row.legal_name,
+        rfc=row.rfc,
+        rfc_check_digit_valid=row.rfc_check_digit_valid,
+        email=row.email,
+        phone=row.phone,
+        address=address,
+        livemode=row.livemode,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def row_position(row: Any) -> Position:
+    return Position(created_ms=to_ms(row.created_at), row_id=row.id)
+
+
+def _is_rfc_violation(exc: sa_exc.IntegrityError) -> bool:
+    orig = exc.orig
+    # PostgreSQL (asyncpg): SQLSTATE 23505 and the constraint's name.
+    cause = getattr(orig, "__cause__", None)
+    constraint = getattr(cause, "constraint_name", None) or getattr(orig, "constraint_name", None)
+    if constraint is not None:
+        return bool(constraint == RFC_UNIQUE_CONSTRAINT)
+    # SQLite names the columns, not the index.
+    if getattr(orig, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_UNIQUE":
+        return "clients.rfc_unique" in str(orig)
+    return False
+
+
+def _is_fk_violation(exc: sa_exc.IntegrityError) -> bool:
+    orig = exc.orig
+    cause = getattr(orig, "__cause__", None)
+    if getattr(cause, "sqlstate", None) == "23503" or getattr(orig, "sqlstate", None) == "23503":
+        return True
+    return getattr(orig, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_FOREIGNKEY"
+
+
+def _scope(team_id: int, livemode: bool) -> list[ColumnElement[bool]]:
+    return [c.team_id == team_id, c.livemode == livemode]
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _filter_conditions(f: SearchFilter) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
+    if f.name:
+        conds.append(c.search_text.like(f"%{_like_escape(f.name)}%", escape="\\"))
+    if f.rfc:
+        conds.append(c.rfc == f.rfc)
+    if f.email:
+        conds.append(c.email_lower == f.email)
+    if f.created_from is not None:
+        conds.append(c.created_at >= f.created_from)
+    if f.created_to is not None:
+        conds.append(c.created_at <= f.created_to)
+    return conds
+
+
+class ClientRepository:
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+
+    async def insert(self, session: AsyncSession, values: dict[str, Any]) -> int | None:
+        """Insert a client; None when its RFC is taken in its team and mode.
+
+        ON CONFLICT DO NOTHING leaves the transaction usable on both engines, so the caller
+        can look up the existing client in the same transaction.
+        """
+        ins = pg_insert(clients) if self.dialect == "postgresql" else sqlite_insert(clients)
+        stmt = (
+            ins.values(**values)
+            .on_conflict_do_nothing(index_elements=["team_id", "livemode", "rfc_unique"])
+            .returning(c.id)
+        )
+        return (await session.execute(stmt)).scalar_one_or_none()
+
+    async def adjust_count(
+        self, session: AsyncSession, team_id: int, livemode: bool, delta: int
+    ) -> None:
+        ins = pg_insert(counters) if self.dialect == "postgresql" else sqlite_insert(counters)
+        stmt = ins.values(team_id=team_id, livemode=livemode, count=max(delta, 0))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["team_id", "livemode"],
+            set_={"count": counters.c.count + delta},
+        )
+        await session.execute(stmt)
+
+    async def get(
+        self,
+        session: AsyncSession,
+        team_id: int,
+        livemode: bool,
+        public_id: str,
+        *,
+        for_update: bool = False,
+    ) -> Any | None:
+        stmt = select(*SELECT_COLUMNS).where(*_scope(team_id, livemode), c.public_id == public_id)
+        if for_update and self.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        return (await session.execute(stmt)).first()
+
+    async def rfc_owner(
+        self, session: AsyncSession, team_id: int, livemode: bool, rfc: str
+    ) -> str | None:
+        stmt = select(c.public_id).where(*_scope(team_id, livemode), c.rfc_unique == rfc).limit(1)
+        return (await session.execute(stmt)).scalar_one_or_none()
+
+    async def update(self, session: AsyncSession, row_id: int, values: dict[str, Any]) -> None:
+        """Update one row; RfcTaken when the new RFC is taken.
+
+        The UPDATE runs in a savepoint: on PostgreSQL a violation aborts the transaction, and
+        rolling back to the savepoint keeps it usable for the caller's next query.
+        """
+        try:
+            async with session.begin_nested():
+                await session.execute(update(clients).where(c.id == row_id).values(**values))
+        except sa_exc.IntegrityError as exc:
+            if _is_rfc_violation(exc):
+                raise RfcTaken from exc
+            raise
+
+    async def usage(self, session: AsyncSession, row_id: int) -> tuple[int, int]:
+        invoices = select(func.count()).select_from(Invoice).where(Invoice.client_id == row_id)
+        payments = select(func.count()).select_from(Payment).where(Payment.client_id == row_id)
+        stmt = select(invoices.scalar_subquery(), payments.scalar_subquery())
+        row = (await session.execute(stmt)).one()
+        return int(row[0]), int(row[1])
+
+    async def delete(self, session: AsyncSession, row_id: int) -> None:
+        try:
+            async with session.begin_nested():
+                await session.execute(delete(clients).where(c.id == row_id))
+        except sa_exc.IntegrityError as exc:
+            if _is_fk_violation(exc):
+                raise StillReferenced from exc
+            raise
+
+    def _list_stmt(
+        self,
+        team_id: int,
+        livemode: bool,
+        f: SearchFilter,
+        after: Position | None,
+        limit: int,
+        offset: int,
+    ) -> Select[Any]:
+        conds = _scope(team_id, livemode) + _filter_conditions(f)
+        if after is not None:
+            conds.append(
+                tuple_(c.created_at, c.id)
+                < tuple_(
+                    bindparam(None, from_ms(after.created_ms), type_=c.created_at.type),
+                    bindparam(None, after.row_id, type_=c.id.type),
+                )
+            )
+        stmt = (
+            select(*SELECT_COLUMNS)
+            .where(*conds)
+            .order_by(c.created_at.desc(), c.id.desc())
+            .limit(limit)
+        )
+        if offset:
+            stmt = stmt.offset(offset)
+        return stmt
+
+    async def list(
+        self,
+        session: AsyncSession,
+        team_id: int,
+        livemode: bool,
+        f: SearchFilter,
+        *,
+        after: Position | None,
+        limit: int,
+        offset: int,
+    ) -> list[Any]:
+        stmt = self._list_stmt(team_id, livemode, f, after, limit, offset)
+        return list((await session.execute(stmt)).all())
+
+    async def count(
+        self, session: AsyncSession, team_id: int, livemode: bool, f: SearchFilter
+    ) -> int:
+        if f.is_empty:
+            stmt = select(counters.c.count).where(
+                counters.c.team_id == team_id, counters.c.livemode == livemode
+            )
+            return int((await session.execute(stmt)).scalar_one_or_none() or 0)
+        stmt = (
+            select(func.count())
+            .select_from(clients)
+            .where(*_scope(team_id, livemode), *_filter_conditions(f))
+        )
+        return int((await session.execute(stmt)).scalar_one())

@@ -1,0 +1,120 @@
+"""Plain typed values that cross the service boundary (no ORM object escapes the service)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final, TypeAlias, TypeVar, Union
+
+
+class _Unset(enum.Enum):
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Final = _Unset.UNSET
+T = TypeVar("T")
+# Absent (UNSET), cleared (None) or set.
+Patch: TypeAlias = Union[T, _Unset, None]  # noqa: UP007
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a team in one mode (live or test), via one API key."""
+
+    team_id: int
+    livemode: bool
+    key_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    street: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip_code: str | None = None
+    country: str | None = None
+
+    def is_empty(self) -> bool:
+        return not any((self.street, self.city, self.state, self.zip_code, self.country))
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    id: str
+    name: str
+    legal_name: str | None
+    rfc: str
+    rfc_check_digit_valid: bool
+    email: str | None
+    phone: str | None
+    address: Address | None
+    livemode: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewClient:
+    """Create input, as received (the service validates every field)."""
+
+    name: str | None = None
+    rfc: str | None = None
+    legal_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    address: Address | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AddressPatch:
+    street: Patch[str] = UNSET
+    city: Patch[str] = UNSET
+    state: Patch[str] = UNSET
+    zip_code: Patch[str] = UNSET
+    country: Patch[str] = UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class ClientPatch:
+    """Merge-patch input: UNSET keeps, None clears, a value sets."""
+
+    name: Patch[str] = UNSET
+    rfc: Patch[str] = UNSET
+    legal_name: Patch[str] = UNSET
+    email: Patch[str] = UNSET
+    phone: Patch[str] = UNSET
+    address: Patch[AddressPatch] = UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFilter:
+    """Raw filter values; the service normalises and checks them."""
+
+    name: str | None = None
+    rfc: str | None = None
+    email: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a page ends: the last row's creation time (ms) and internal id."""
+
+    created_ms: int
+    row_id: int
+
+
+@dataclass(slots=True)
+class ClientPage:
+    items: list[Client]
+    positions: list[Position]
+    has_more: bool
+    filters: ClientFilter = field(default_factory=ClientFilter)

@@ -1,0 +1,180 @@
+"""Every field rule of a client, in one place, used by the service for REST and GraphQL alike.
+
+Functions return cleaned values or raise FieldInvalid; `validate_*` collect every field's
+error at once into ValidationFailed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, date, datetime, time, timedelta
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from stdnum.exceptions import InvalidComponent, InvalidLength, ValidationError
+from stdnum.mx import rfc as stdnum_rfc
+
+NAME_MAX = 300
+LEGAL_NAME_MAX = 300
+EMAIL_MAX = 254
+PHONE_MAX = 40
+ADDRESS_FIELD_MAX = 200
+SEARCH_MAX = 300
+
+# Shared by many real clients (público en general; foreign residents): exempt from uniqueness.
+GENERIC_RFCS = frozenset({"XAXX010101000", "XEXX010101000"})
+
+_MEXICO_NAMES = frozenset({"mexico", "mx", "mex"})
+_ZIP_RE = re.compile(r"^[0-9]{5}$")
+
+
+class FieldInvalid(ValueError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def clean_text(value: str | None, *, max_length: int | None = None) -> str | None:
+    """NFC, trimmed; blank is None; control characters and lone surrogates refused."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise FieldInvalid("Must be a string")
+    for ch in value:
+        cat = unicodedata.category(ch)
+        if cat == "Cc":
+            raise FieldInvalid("Must not contain control characters")
+        if cat == "Cs":
+            raise FieldInvalid("Must not contain unpaired surrogate characters")
+    text = unicodedata.normalize("NFC", value).strip()
+    if not text:
+        return None
+    if max_length is not None and len(text) > max_length:
+        raise FieldInvalid(f"Must be at most {max_length} characters")
+    return text
+
+
+def search_key(text: str) -> str:
+    """The form names are searched in: NFKD, accents removed, case-folded."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return stripped.casefold()
+
+
+def search_text(name: str, legal_name: str | None) -> str:
+    # A newline joins the two: no stored text contains one, so no match spans both.
+    return search_key(name) + "\n" + search_key(legal_name or "")
+
+
+def normalize_rfc(value: str) -> str:
+    return unicodedata.normalize("NFC", value).strip().upper().replace(" ", "").replace("-", "")
+
+
+def check_rfc(value: str | None) -> tuple[str, bool]:
+    """Return (normalised RFC, check digit valid) or raise FieldInvalid."""
+    text = clean_text(value)
+    if text is None:
+        raise FieldInvalid("RFC is required")
+    rfc = normalize_rfc(text)
+    if len(rfc) not in (12, 13):
+        raise FieldInvalid(
+            "Invalid RFC format: 12 characters (persona moral) or 13 (persona física)"
+        )
+    if stdnum_rfc.compact(rfc) != rfc:
+        raise FieldInvalid("Invalid RFC format")
+    try:
+        stdnum_rfc.validate(rfc)
+    except InvalidLength:
+        raise FieldInvalid("Invalid RFC format") from None
+    except InvalidComponent:
+        letters = rfc[:4] if len(rfc) == 13 else rfc[:3]
+        if len(rfc) == 13 and letters in stdnum_rfc._name_blacklist:
+            raise FieldInvalid("Invalid RFC format: SAT refuses this word") from None
+        raise FieldInvalid("Invalid RFC format: the six digits must be a real date") from None
+    except ValidationError:
+        raise FieldInvalid("Invalid RFC format") from None
+    return rfc, stdnum_rfc.is_valid(rfc, validate_check_digits=True)
+
+
+def check_name(value: str | None) -> str:
+    text = clean_text(value, max_length=NAME_MAX)
+    if text is None:
+        raise FieldInvalid("Name is required")
+    return text
+
+
+def check_email(value: str | None) -> str | None:
+    text = clean_text(value, max_length=EMAIL_MAX)
+    if text is None:
+        return None
+    try:
+        validate_email(text, check_deliverability=False)
+    except EmailNotValidError:
+        raise FieldInvalid("Invalid email format") from None
+    return text
+
+
+def check_phone(value: str | None) -> str | None:
+    text = clean_text(value, max_length=PHONE_MAX)
+    if text is None:
+        return None
+    try:
+        number = phonenumbers.parse(text, "MX")
+    except phonenumbers.NumberParseException:
+        raise FieldInvalid("Invalid phone number") from None
+    if not phonenumbers.is_possible_number(number):
+        raise FieldInvalid("Invalid phone number")
+    return text
+
+
+def is_mexico(country: str | None) -> bool:
+    return country is None or search_key(country) in _MEXICO_NAMES
+
+
+def check_zip(zip_code: str | None, country: str | None) -> str | None:
+    if zip_code is None:
+        return None
+    if is_mexico(country) and not _ZIP_RE.match(zip_code):
+        raise FieldInvalid("Invalid zip code: five digits for an address in Mexico")
+    return zip_code
+
+
+def search_query(value: str | None) -> str | None:
+    """A `name` filter in its searchable form (None when blank)."""
+    text = clean_text(value, max_length=SEARCH_MAX)
+    return None if text is None else search_key(text)
+
+
+def email_query(value: str | None) -> str | None:
+    text = clean_text(value, max_length=EMAIL_MAX)
+    return None if text is None else text.lower()
+
+
+def rfc_query(value: str | None) -> str | None:
+    text = clean_text(value, max_length=64)
+    return None if text is None else normalize_rfc(text)
+
+
+def parse_date_bound(value: str, *, end: bool) -> datetime:
+    """An ISO 8601 date or date-time; no offset means UTC; a date-only end covers the day."""
+    text = value.strip()
+    if len(text) > 64:
+        raise FieldInvalid("Invalid date: use ISO 8601, e.g. 2024-01-15 or 2024-01-15T10:30:00Z")
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            start = datetime.combine(d, time.min, tzinfo=UTC)
+            return start + timedelta(days=1) - timedelta(milliseconds=1) if end else start
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise FieldInvalid(
+            "Invalid date: use ISO 8601, e.g. 2024-01-15 or 2024-01-15T10:30:00Z"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def aware_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,97 @@
+"""Settings from the environment (12-factor); a `.env` file is optional."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VAR_DIR = Path(os.environ.get("VAR_DIR", "./var"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./var/clients.db"
+    app_env: Literal["development", "production"] = "development"
+    secret_key: str | None = None
+
+    # Per-key token bucket; RATE_LIMIT_PER_SECOND=0 turns it off.
+    rate_limit_per_second: float = Field(default=50.0, ge=0)
+    rate_limit_burst: int = Field(default=200, ge=1)
+
+    # Comma-separated list of allowed CORS origins; none by default.
+    cors_origins: str = ""
+
+    # Database pool (PostgreSQL, and file-backed SQLite).
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout: float = Field(default=10.0, gt=0)
+    db_connect_timeout: float = Field(default=5.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=15000, ge=0)
+    sqlite_busy_timeout_ms: int = Field(default=15000, ge=0)
+    # NORMAL in WAL mode: a committed transaction survives a crash of the process (SIGKILL);
+    # FULL also survives power loss, at the cost of an fsync per commit.
+    sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "NORMAL"
+
+    # GraphQL document limits.
+    graphql_max_depth: int = Field(default=10, ge=1)
+    graphql_max_aliases: int = Field(default=30, ge=1)
+    graphql_max_tokens: int = Field(default=2000, ge=10)
+    graphql_max_cost: int = Field(default=5000, ge=1)
+
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    def resolved_secret_key(self) -> str:
+        """The key that signs pagination tokens.
+
+        Production must set SECRET_KEY. In development one is generated once into ./var so
+        tokens survive restarts and every worker shares it (O_EXCL makes the first writer win).
+        """
+        if self.secret_key:
+            return self.secret_key
+        if self.is_production:
+            raise RuntimeError("SECRET_KEY must be set when APP_ENV=production")
+        return _development_secret()
+
+
+def _development_secret() -> str:
+    path = VAR_DIR / "secret_key"
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):
+            value = path.read_text().strip()
+            if value:
+                return value
+            import time
+
+            time.sleep(0.01)
+        raise RuntimeError(f"{path} is empty") from None
+    value = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,145 @@
+"""Engines and units of work.
+
+`Database.read()` and `Database.write()` each yield an AsyncSession inside one transaction.
+On SQLite a write transaction starts with BEGIN IMMEDIATE, so concurrent writers queue on
+the database lock (busy_timeout) instead of failing with SQLITE_BUSY when a read
+transaction later tries to upgrade; reads start with a plain deferred BEGIN. On PostgreSQL
+both are the same engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.config import Settings
+from app.errors import ServiceUnavailable
+
+# Failures that mean "the database cannot be reached", answered 503 rather than 500.
+_UNAVAILABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sa_exc.DisconnectionError,
+    ConnectionError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa_exc.OperationalError):
+        # PostgreSQL statement_timeout (57014) is also an OperationalError: the database is
+        # there but too slow, which for the caller is the same "try again later".
+        return True
+    return isinstance(exc, _UNAVAILABLE)
+
+
+def _sqlite_engine(settings: Settings, *, immediate: bool) -> AsyncEngine:
+    url = make_url(settings.database_url)
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=False,
+    )
+    busy_ms = settings.sqlite_busy_timeout_ms
+    synchronous = settings.sqlite_synchronous
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the driver; the "begin" hook below issues it.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.close()
+
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+def _postgres_engine(settings: Settings) -> AsyncEngine:
+    connect_args: dict[str, Any] = {"timeout": settings.db_connect_timeout}
+    if settings.db_statement_timeout_ms:
+        connect_args["server_settings"] = {
+            "statement_timeout": str(settings.db_statement_timeout_ms),
+            "application_name": "clients-gateway",
+        }
+        # Client-side bound too, a little longer than the server's.
+        connect_args["command_timeout"] = settings.db_statement_timeout_ms / 1000 + 5
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args=connect_args,
+    )
+
+
+class Database:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        if settings.is_sqlite:
+            self.engine = _sqlite_engine(settings, immediate=False)
+            self.write_engine = _sqlite_engine(settings, immediate=True)
+        else:
+            self.engine = _postgres_engine(settings)
+            self.write_engine = self.engine
+        self.dialect = self.engine.dialect.name
+        self._read = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._write = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._unit(self._read) as session:
+            yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        async with self._unit(self._write) as session:
+            yield session
+
+    @asynccontextmanager
+    async def _unit(self, factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+        try:
+            async with factory() as session, session.begin():
+                yield session
+        except sa_exc.IntegrityError:
+            raise
+        except (TimeoutError, sa_exc.SQLAlchemyError, OSError) as exc:
+            if _is_unavailable(exc):
+                raise ServiceUnavailable() from exc
+            raise
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.write_engine is not self.engine:
+            await self.write_engine.dispose()

@@ -1,0 +1,210 @@
+"""The ASGI application: REST routes, GraphQL, health, error rendering."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.config import Settings, get_settings
+from app.deps import Services
+from app.edge import EdgeMiddleware, error_body
+from app.errors import DomainError, RateLimited, ServiceUnavailable, Unauthorized, ValidationFailed
+from app.migrate import is_at_head
+
+log = logging.getLogger("clients")
+
+DESCRIPTION = """
+Clients of a CFDI invoicing platform: GraphQL at `/graphql`, and the documented `/v2/clients`
+REST routes kept working over the same service layer.
+
+Authenticate with `Authorization: Bearer sk_live_…` (or `sk_test_…` for the test world).
+"""
+
+
+def _render(request: Request, exc: DomainError) -> Response:
+    details: dict[str, Any] | None = None
+    extra: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    if isinstance(exc, ValidationFailed):
+        details = exc.fields
+    elif isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="clients"'
+    elif isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    body = error_body(
+        request.url.path,
+        code=exc.code,
+        message=exc.message,
+        summary=exc.summary,
+        details=details,
+        extra=_extra(exc) | extra,
+    )
+    if isinstance(exc, Unauthorized) and request.url.path.startswith("/graphql"):
+        # The contract's GraphQL 401 body says only "Authentication required".
+        body = orjson.dumps(
+            {"errors": [{"message": "Authentication required", "extensions": {"code": exc.code}}]}
+        )
+    return Response(body, status_code=exc.status, media_type="application/json", headers=headers)
+
+
+def _extra(exc: DomainError) -> dict[str, Any]:
+    from app.errors import ClientInUse, DuplicateRfc, PreconditionFailed
+
+    if isinstance(exc, DuplicateRfc):
+        return {"details": {"existingClientId": exc.existing_client_id, "rfc": exc.rfc}}
+    if isinstance(exc, ClientInUse):
+        return {"details": {"invoiceCount": exc.invoice_count, "paymentCount": exc.payment_count}}
+    if isinstance(exc, PreconditionFailed) and exc.current_updated_at:
+        return {"details": {"currentUpdatedAt": exc.current_updated_at}}
+    return {}
+
+
+_PYDANTIC_MESSAGES = {
+    "string_type": "Must be a string",
+    "extra_forbidden": "Unknown field",
+    "model_type": "Must be an object",
+    "model_attributes_type": "Must be an object",
+    "dict_type": "Must be an object",
+    "int_parsing": "Must be an integer",
+    "int_type": "Must be an integer",
+    "missing": "Is required",
+}
+
+
+def validation_details(errors: Any) -> dict[str, str]:
+    details: dict[str, str] = {}
+    for err in errors:
+        loc = [p for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        kind = err.get("type", "")
+        if kind == "json_invalid":
+            key = "body"
+            msg = f"Malformed JSON: {err.get('ctx', {}).get('error', 'decode error')}"
+        elif not loc:
+            key = "body"
+            msg = (
+                "The body must be a JSON object" if kind != "missing" else "A JSON body is required"
+            )
+        else:
+            key = ".".join(str(p) for p in loc)
+            msg = _PYDANTIC_MESSAGES.get(kind) or str(err.get("msg", "Invalid value"))
+        details.setdefault(key, msg)
+    return details
+
+
+def create_app(settings: Settings | None = None) -> Any:
+    """The FastAPI app wrapped in the edge middleware (what servers and tests run)."""
+    settings = settings or get_settings()
+    services = Services.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await services.db.dispose()
+
+    app = FastAPI(
+        title="Clients gateway",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
+            expose_headers=["ETag", "X-Request-Id", "Retry-After"],
+        )
+
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        return _render(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_validation(request: Request, exc: RequestValidationError) -> Response:
+        return _render(request, ValidationFailed(validation_details(exc.errors())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        path = request.url.path
+        headers = dict(exc.headers or {})
+        if exc.status_code == 404:
+            body = error_body(
+                path,
+                code="ROUTE_NOT_FOUND",
+                message=f"No route for {request.method} {path}",
+                summary="The requested route does not exist",
+            )
+        elif exc.status_code == 405:
+            body = error_body(
+                path,
+                code="METHOD_NOT_ALLOWED",
+                message=f"Method {request.method} is not allowed on {path}",
+                summary="Method not allowed",
+            )
+        elif exc.status_code == 400:
+            return _render(request, ValidationFailed({"body": str(exc.detail)}))
+        else:
+            body = error_body(
+                path, code="HTTP_ERROR", message=str(exc.detail), summary=str(exc.detail)
+            )
+        return Response(
+            body, status_code=exc.status_code, media_type="application/json", headers=headers
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error")
+        request_id = getattr(request.state, "request_id", "")
+        body = error_body(
+            request.url.path,
+            code="INTERNAL_ERROR",
+            message="Internal server error",
+            summary="An unexpected error occurred",
+            extra={"requestId": request_id},
+        )
+        return Response(body, status_code=500, media_type="application/json")
+
+    @app.get("/healthz", tags=["health"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="The database is reachable and migrated",
+        responses={503: {"description": "SERVICE_UNAVAILABLE"}},
+    )
+    async def readyz(request: Request) -> Response:
+        try:
+            async with services.db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            migrated = await is_at_head(services.db.engine)
+        except Exception:
+            return _render(request, ServiceUnavailable())
+        if not migrated:
+            return _render(request, ServiceUnavailable("The database is not migrated to head"))
+        return Response(orjson.dumps({"status": "ready"}), media_type="application/json")
+
+    from app.rest.clients import router as clients_router
+
+    app.include_router(clients_router)
+
+    from app.graphql_app import mount_graphql
+
+    mount_graphql(app, settings)
+
+    return EdgeMiddleware(app)

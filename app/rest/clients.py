@@ -1,0 +1,407 @@
+"""`/v2/clients`: the documented REST routes, kept working over the service layer.
+
+Handlers only translate: request → service input, domain result → the documented JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.security import HTTPBearer
+
+from app.clients import validation as v
+from app.clients.repository import from_ms, to_ms
+from app.clients.types import (
+    UNSET,
+    Address,
+    AddressPatch,
+    Client,
+    ClientFilter,
+    ClientPatch,
+    NewClient,
+    Principal,
+)
+from app.deps import client_service, principal
+from app.errors import PreconditionFailed, UnsupportedMediaType, ValidationFailed
+from app.rest.schemas import (
+    ClientCreateBody,
+    ClientEnvelope,
+    ClientListEnvelope,
+    ClientRefBody,
+    ClientUpdateBody,
+    DeletedEnvelope,
+    ErrorEnvelope,
+    _ClientBody,
+)
+from app.timefmt import format_timestamp
+
+JSON_TYPES = ("application/json", "application/merge-patch+json")
+LIST_PARAMS = frozenset({"limit", "offset", "name", "rfc", "email", "from", "to", "next"})
+
+_ERROR_DESCRIPTIONS = {
+    400: "VALIDATION_ERROR: invalid body, parameters or pagination token",
+    401: "UNAUTHORIZED: missing, malformed, unknown or revoked API key",
+    404: "NOT_FOUND: no such client in this team and mode",
+    409: "DUPLICATE_RFC, or CLIENT_IN_USE on delete",
+    412: "PRECONDITION_FAILED: If-Match does not match the current ETag",
+    413: "PAYLOAD_TOO_LARGE: body over 256 KiB",
+    415: "UNSUPPORTED_MEDIA_TYPE: the body must be JSON",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
+    503: "SERVICE_UNAVAILABLE: the database is unreachable",
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    common = (401, 429, 500, 503)
+    return {
+        s: {"model": ErrorEnvelope, "description": _ERROR_DESCRIPTIONS[s]}
+        for s in sorted({*statuses, *common})
+    }
+
+
+router = APIRouter(
+    prefix="/v2/clients",
+    tags=["clients"],
+    dependencies=[Depends(HTTPBearer(auto_error=False, description="sk_live_… or sk_test_…"))],
+)
+
+Auth = Annotated[Principal, Depends(principal)]
+ClientId = Annotated[str, Path(description="client_… id", max_length=200)]
+
+
+def require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media not in JSON_TYPES:
+        raise UnsupportedMediaType()
+
+
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def client_json(c: Client) -> dict[str, Any]:
+    a = c.address
+    return {
+        "id": c.id,
+        "name": c.name,
+        "legalName": c.legal_name,
+        "client": {"rfc": c.rfc, "email": c.email},
+        "phone": c.phone,
+        "address": None
+        if a is None
+        else {
+            "street": a.street,
+            "city": a.city,
+            "state": a.state,
+            "zipCode": a.zip_code,
+            "country": a.country,
+        },
+        "timestamp": format_timestamp(c.created_at),
+        "updatedAt": format_timestamp(c.updated_at),
+        "livemode": c.livemode,
+        "rfcCheckDigitValid": c.rfc_check_digit_valid,
+    }
+
+
+def etag(c: Client) -> str:
+    return f'"{to_ms(c.updated_at)}"'
+
+
+def _if_match(value: str | None) -> Any:
+    """The updatedAt an If-Match header expects (None for absent or `*`)."""
+    if value is None or value.strip() == "*":
+        return None
+    tag = value.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit() or len(tag) > 15:
+        raise PreconditionFailed("", "")
+    return from_ms(int(tag))
+
+
+def _alias(body: _ClientBody, fields: set[str]) -> tuple[Any, Any]:
+    """rfc and email, from the top level or from `client: {rfc, email}`."""
+    rfc: Any = body.rfc if "rfc" in fields else UNSET
+    email: Any = body.email if "email" in fields else UNSET
+    if "client" not in fields:
+        return rfc, email
+    ref: ClientRefBody | None = body.client
+    if ref is None:
+        raise ValidationFailed({"client": "Must be an object with rfc and/or email"})
+    errors: dict[str, str] = {}
+    if "rfc" in ref.model_fields_set:
+        if rfc is not UNSET and not _same(rfc, ref.rfc, v.normalize_rfc):
+            errors["client.rfc"] = "Differs from rfc"
+        rfc = ref.rfc
+    if "email" in ref.model_fields_set:
+        if email is not UNSET and not _same(email, ref.email, str.lower):
+            errors["client.email"] = "Differs from email"
+        email = ref.email
+    if errors:
+        raise ValidationFailed(errors)
+    return rfc, email
+
+
+def _same(a: str | None, b: str | None, norm: Any) -> bool:
+    def key(x: str | None) -> str | None:
+        try:
+            text = v.clean_text(x)
+        except v.FieldInvalid:
+            return x
+        return None if text is None else norm(text)
+
+    return key(a) == key(b)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ClientEnvelope,
+    summary="Create a client",
+    responses=_errors(400, 409, 413, 415),
+    dependencies=[Depends(require_json)],
+)
+async def create_client(body: ClientCreateBody, who: Auth, request: Request) -> Response:
+    rfc, email = _alias(body, body.model_fields_set)
+    a = body.address
+    data = NewClient(
+        name=body.name,
+        rfc=None if rfc is UNSET else rfc,
+        legal_name=body.legalName,
+        email=None if email is UNSET else email,
+        phone=body.phone,
+        address=None
+        if a is None
+        else Address(
+            street=a.street, city=a.city, state=a.state, zip_code=a.zipCode, country=a.country
+        ),
+    )
+    client = await client_service(request).create(principal=who, data=data)
+    return _json(
+        {"data": client_json(client), "message": "Client created successfully"},
+        201,
+        {"ETag": etag(client), "Location": f"/v2/clients/{client.id}"},
+    )
+
+
+@router.get(
+    "",
+    response_model=ClientListEnvelope,
+    summary="List clients",
+    responses=_errors(400),
+)
+async def list_clients(
+    request: Request,
+    who: Auth,
+    limit: Annotated[int | None, Query(ge=1, le=100, description="1..100, default 20")] = None,
+    offset: Annotated[int | None, Query(ge=0, le=10_000, description="0..10,000")] = None,
+    name: Annotated[
+        str | None, Query(max_length=300, description="Partial, case- and accent-insensitive")
+    ] = None,
+    rfc: Annotated[str | None, Query(max_length=64, description="Exact RFC")] = None,
+    email: Annotated[
+        str | None, Query(max_length=254, description="Exact, case-insensitive")
+    ] = None,
+    from_: Annotated[
+        str | None, Query(alias="from", max_length=64, description="ISO 8601 date or date-time")
+    ] = None,
+    to: Annotated[
+        str | None,
+        Query(max_length=64, description="ISO 8601; a date-only value covers the whole day"),
+    ] = None,
+    next_: Annotated[
+        str | None, Query(alias="next", max_length=2048, description="Token from a previous page")
+    ] = None,
+) -> Response:
+    _check_query(request)
+    service = client_service(request)
+    after = None
+    if next_ is not None:
+        others = {k for k in request.query_params if k not in ("next", "limit")}
+        if others:
+            raise ValidationFailed(
+                {k: "Not allowed with next: the token carries the query" for k in sorted(others)}
+            )
+        filters, token_limit, after = service.parse_next_token(who, next_)
+        page_limit = limit or token_limit
+    else:
+        errors: dict[str, str] = {}
+        bounds: dict[str, Any] = {}
+        for key, raw, end in (("from", from_, False), ("to", to, True)):
+            if raw is not None:
+                try:
+                    bounds[key] = v.parse_date_bound(raw, end=end)
+                except v.FieldInvalid as exc:
+                    errors[key] = exc.message
+        if errors:
+            raise ValidationFailed(errors)
+        filters = ClientFilter(
+            name=name,
+            rfc=rfc,
+            email=email,
+            created_from=bounds.get("from"),
+            created_to=bounds.get("to"),
+        )
+        page_limit = limit or 20
+    try:
+        page = await service.list(
+            principal=who, filters=filters, limit=page_limit, offset=offset or 0, after=after
+        )
+        total = await service.count(principal=who, filters=filters)
+    except ValidationFailed as exc:
+        raise ValidationFailed({_REST_NAMES.get(k, k): m for k, m in exc.fields.items()}) from None
+    next_token = (
+        service.next_token(who, filters, page_limit, page.positions[-1]) if page.has_more else None
+    )
+    return _json(
+        {
+            "data": [client_json(c) for c in page.items],
+            "message": "Clients retrieved successfully",
+            "totalResults": total,
+            "hasMore": page.has_more,
+            "next": next_token,
+        }
+    )
+
+
+_REST_NAMES = {"created_from": "from", "created_to": "to"}
+
+
+def _check_query(request: Request) -> None:
+    seen: dict[str, int] = {}
+    for key, _ in request.query_params.multi_items():
+        seen[key] = seen.get(key, 0) + 1
+    errors = {k: "Unknown query parameter" for k in seen if k not in LIST_PARAMS}
+    errors.update(
+        {k: "Repeated query parameter" for k, n in seen.items() if n > 1 and k in LIST_PARAMS}
+    )
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _no_query(request: Request) -> None:
+    if request.query_params:
+        raise ValidationFailed({k: "Unknown query parameter" for k in request.query_params})
+
+
+@router.get(
+    "/{clientId}",
+    response_model=ClientEnvelope,
+    summary="Get a client by id",
+    responses=_errors(400, 404),
+)
+async def get_client(clientId: ClientId, who: Auth, request: Request) -> Response:
+    _no_query(request)
+    client = await client_service(request).get(principal=who, client_id=clientId)
+    return _json(
+        {"data": client_json(client), "message": "Client retrieved successfully"},
+        headers={"ETag": etag(client)},
+    )
+
+
+async def _update(
+    request: Request, who: Principal, client_id: str, body: _ClientBody, if_match: str | None
+) -> Response:
+    _no_query(request)
+    fields = body.model_fields_set
+    rfc, email = _alias(body, fields)
+    address: Any = UNSET
+    if "address" in fields:
+        a = body.address
+        if a is None:
+            address = None
+        else:
+            set_ = a.model_fields_set
+            address = AddressPatch(
+                street=a.street if "street" in set_ else UNSET,
+                city=a.city if "city" in set_ else UNSET,
+                state=a.state if "state" in set_ else UNSET,
+                zip_code=a.zipCode if "zipCode" in set_ else UNSET,
+                country=a.country if "country" in set_ else UNSET,
+            )
+    patch = ClientPatch(
+        name=body.name if "name" in fields else UNSET,
+        rfc=rfc,
+        legal_name=body.legalName if "legalName" in fields else UNSET,
+        email=email,
+        phone=body.phone if "phone" in fields else UNSET,
+        address=address,
+    )
+    try:
+        expected = _if_match(if_match)
+    except PreconditionFailed:
+        current = await client_service(request).get(principal=who, client_id=client_id)
+        raise PreconditionFailed(current.id, format_timestamp(current.updated_at)) from None
+    client = await client_service(request).update(
+        principal=who, client_id=client_id, patch=patch, expected_updated_at=expected
+    )
+    return _json(
+        {"data": client_json(client), "message": "Client updated successfully"},
+        headers={"ETag": etag(client)},
+    )
+
+
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description="An ETag from a previous answer; 412 when stale"),
+]
+
+
+@router.put(
+    "/{clientId}",
+    response_model=ClientEnvelope,
+    summary="Update a client (partial, JSON merge-patch)",
+    responses=_errors(400, 404, 409, 412, 413, 415),
+    dependencies=[Depends(require_json)],
+)
+async def put_client(
+    clientId: ClientId,
+    body: ClientUpdateBody,
+    who: Auth,
+    request: Request,
+    if_match: IfMatch = None,
+) -> Response:
+    return await _update(request, who, clientId, body, if_match)
+
+
+@router.patch(
+    "/{clientId}",
+    response_model=ClientEnvelope,
+    summary="Update a client (JSON merge-patch)",
+    responses=_errors(400, 404, 409, 412, 413, 415),
+    dependencies=[Depends(require_json)],
+)
+async def patch_client(
+    clientId: ClientId,
+    body: ClientUpdateBody,
+    who: Auth,
+    request: Request,
+    if_match: IfMatch = None,
+) -> Response:
+    return await _update(request, who, clientId, body, if_match)
+
+
+@router.delete(
+    "/{clientId}",
+    response_model=DeletedEnvelope,
+    summary="Delete a client (refused while it has invoices or payments)",
+    responses=_errors(400, 404, 409, 412),
+)
+async def delete_client(
+    clientId: ClientId, who: Auth, request: Request, if_match: IfMatch = None
+) -> Response:
+    _no_query(request)
+    service = client_service(request)
+    try:
+        expected = _if_match(if_match)
+    except PreconditionFailed:
+        current = await service.get(principal=who, client_id=clientId)
+        raise PreconditionFailed(current.id, format_timestamp(current.updated_at)) from None
+    deleted = await service.delete(principal=who, client_id=clientId, expected_updated_at=expected)
+    return _json(
+        {"data": {"id": deleted, "deleted": True}, "message": "Client deleted successfully"}
+    )

@@ -1,0 +1,5 @@
+"""The Strawberry schema of the Clients gateway."""
+
+
+def sdl() -> str:
+    return ""
