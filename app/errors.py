@@ -5,6 +5,8 @@ Each carries the code and message of the contract; the edges only choose the wir
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class DomainError(Exception):
     code: str = "INTERNAL_ERROR"
@@ -77,7 +79,7 @@ class PreconditionFailed(DomainError):
     summary = "Precondition failed"
     status = 412
 
-    def __init__(self, client_id: str, current_updated_at: str) -> None:
+    def __init__(self, client_id: str, current_updated_at: datetime) -> None:
         super().__init__()
         self.client_id = client_id
         self.current_updated_at = current_updated_at

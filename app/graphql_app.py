@@ -1,11 +1,210 @@
-"""Mounts the GraphQL schema (schema/) at /graphql."""
+"""`/graphql`: a thin HTTP transport over the Strawberry schema in schema/.
+
+Strawberry's own router answers some malformed bodies with text/plain or a 500 and resolves
+the context before it knows whether a request is only the GraphiQL page; this endpoint does
+the HTTP part itself (JSON in and out, authentication, status codes) and hands validated
+requests to `Schema.execute`, with parser and validation caches and document limits.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+import re
+from functools import partial
+from typing import Any
+
+import orjson
+import strawberry
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import HTMLResponse
+from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
+)
+from strawberry.http.ides import get_graphql_ide_html
+from strawberry.types.graphql import OperationType
 
 from app.config import Settings
+from app.deps import authenticate, services
+from app.errors import DomainError, ValidationFailed
+from schema import build_schema
+from schema.context import Context
+from schema.limits import validation_rules
+
+log = logging.getLogger("clients.graphql")
+
+_SUGGESTION = re.compile(r" ?Did you mean .*\?$")
+_ALLOWED = frozenset({OperationType.QUERY, OperationType.MUTATION})
+_JSON_TYPES = ("application/json", "application/graphql-response+json")
+_CACHE_SIZE = 256
+
+
+def build_gateway_schema(settings: Settings) -> strawberry.Schema:
+    rules = validation_rules(
+        max_depth=settings.graphql_max_depth,
+        max_aliases=settings.graphql_max_aliases,
+        max_cost=settings.graphql_max_cost,
+    )
+    if settings.is_production:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return build_schema(
+        extensions=[
+            partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens),
+            partial(AddValidationRules, rules),
+            partial(ParserCache, maxsize=_CACHE_SIZE),
+            partial(ValidationCache, maxsize=_CACHE_SIZE),
+        ]
+    )
+
+
+def _bad_request(message: str, status: int = 400) -> Response:
+    body = {
+        "errors": [
+            {
+                "message": "Invalid request parameters",
+                "extensions": {
+                    "code": "VALIDATION_ERROR",
+                    "fields": [{"field": "body", "message": message}],
+                },
+            }
+        ]
+    }
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _ide_page() -> str:
+    html = get_graphql_ide_html("graphiql")
+    # Start GraphiQL with the header every request needs, ready to fill in.
+    hint = orjson.dumps({"Authorization": "Bearer <your API key>"}).decode()
+    return html.replace(
+        "React.createElement(GraphiQL, {",
+        f"React.createElement(GraphiQL, {{ defaultHeaders: {orjson.dumps(hint).decode()},",
+        1,
+    )
 
 
 def mount_graphql(app: FastAPI, settings: Settings) -> None:
-    return None
+    schema = build_gateway_schema(settings)
+    production = settings.is_production
+    ide_html = None if production else _ide_page()
+    router = APIRouter(tags=["graphql"])
+
+    @router.get("/graphql", include_in_schema=False)
+    async def graphql_get(request: Request) -> Response:
+        accepts_html = "text/html" in request.headers.get("accept", "")
+        if ide_html is not None and accepts_html and "query" not in request.query_params:
+            return HTMLResponse(ide_html)
+        body = {
+            "errors": [
+                {
+                    "message": "Send GraphQL operations with POST",
+                    "extensions": {"code": "METHOD_NOT_ALLOWED"},
+                }
+            ]
+        }
+        return Response(
+            orjson.dumps(body), 405, media_type="application/json", headers={"Allow": "POST"}
+        )
+
+    @router.post(
+        "/graphql",
+        summary="GraphQL endpoint",
+        description="POST {query, variables, operationName} as JSON. Explore the schema in "
+        "GraphiQL (GET /graphql in a browser, development only).",
+    )
+    async def graphql_post(request: Request) -> Response:
+        principal = await authenticate(request)
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media not in _JSON_TYPES:
+            return _bad_request("Content-Type must be application/json", 415)
+        try:
+            data = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            return _bad_request(f"Malformed JSON: {exc}")
+        if not isinstance(data, dict):
+            return _bad_request("The body must be a JSON object (batching is not supported)")
+        query = data.get("query")
+        variables = data.get("variables")
+        operation_name = data.get("operationName")
+        if not isinstance(query, str) or not query.strip():
+            return _bad_request("`query` must be a non-empty string")
+        if variables is not None and not isinstance(variables, dict):
+            return _bad_request("`variables` must be an object")
+        if operation_name is not None and not isinstance(operation_name, str):
+            return _bad_request("`operationName` must be a string")
+        request.state.operation = operation_name
+        result = await schema.execute(
+            query,
+            variable_values=variables,
+            context_value=Context(principal=principal, services=services(request)),
+            operation_name=operation_name,
+            allowed_operation_types=_ALLOWED,
+        )
+        payload: dict[str, Any] = {}
+        status = 200
+        if result.errors:
+            errors = []
+            for error in result.errors:
+                formatted, error_status = _format_error(error, request, production)
+                errors.append(formatted)
+                status = max(status, error_status)
+            payload["errors"] = errors
+        if result.data is not None or not result.errors:
+            payload["data"] = result.data
+        return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+    app.include_router(router)
+
+
+def _format_error(
+    error: GraphQLError, request: Request, production: bool
+) -> tuple[dict[str, Any], int]:
+    original = error.original_error
+    formatted: dict[str, Any] = dict(error.formatted)
+    if original is None:
+        # Malformed or invalid GraphQL (syntax, unknown field, limits): the caller's mistake.
+        message = formatted["message"]
+        if production:
+            message = _SUGGESTION.sub("", message)
+        formatted["message"] = message
+        formatted["extensions"] = {
+            "code": "GRAPHQL_VALIDATION_FAILED",
+            **(formatted.get("extensions") or {}),
+        }
+        return formatted, 200
+    if isinstance(original, DomainError):
+        ext: dict[str, Any] = {"code": original.code}
+        if isinstance(original, ValidationFailed):
+            ext["fields"] = [{"field": k, "message": m} for k, m in original.fields.items()]
+        formatted["message"] = original.message
+        formatted["extensions"] = ext
+        # Faults of the service, not of the document, keep their HTTP status.
+        return formatted, original.status if original.status in (429, 503) else 200
+    if _is_coercion_error(error):
+        # A variable value of the wrong shape (a bad DateTime, say): a bad argument.
+        formatted["extensions"] = {
+            "code": "VALIDATION_ERROR",
+            "fields": [{"field": "variables", "message": formatted["message"]}],
+        }
+        formatted["message"] = ValidationFailed.message
+        return formatted, 200
+    # Unexpected: log it whole, show nothing internal.
+    request_id = getattr(request.state, "request_id", "")
+    log.error("unexpected GraphQL error", exc_info=original, extra={"request_id": request_id})
+    masked = {
+        "message": "Internal server error",
+        "extensions": {"code": "INTERNAL_ERROR", "requestId": request_id},
+    }
+    if formatted.get("path") is not None:
+        masked["path"] = formatted["path"]
+    if formatted.get("locations") is not None:
+        masked["locations"] = formatted["locations"]
+    return masked, 200
+
+
+def _is_coercion_error(error: GraphQLError) -> bool:
+    # Variable values that fail scalar parsing carry the ValueError as original_error.
+    return isinstance(error.original_error, (ValueError, GraphQLError)) and not error.path

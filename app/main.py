@@ -20,6 +20,7 @@ from app.deps import Services
 from app.edge import EdgeMiddleware, error_body
 from app.errors import DomainError, RateLimited, ServiceUnavailable, Unauthorized, ValidationFailed
 from app.migrate import is_at_head
+from app.timefmt import format_timestamp
 
 log = logging.getLogger("clients")
 
@@ -64,8 +65,8 @@ def _extra(exc: DomainError) -> dict[str, Any]:
         return {"details": {"existingClientId": exc.existing_client_id, "rfc": exc.rfc}}
     if isinstance(exc, ClientInUse):
         return {"details": {"invoiceCount": exc.invoice_count, "paymentCount": exc.payment_count}}
-    if isinstance(exc, PreconditionFailed) and exc.current_updated_at:
-        return {"details": {"currentUpdatedAt": exc.current_updated_at}}
+    if isinstance(exc, PreconditionFailed):
+        return {"details": {"currentUpdatedAt": format_timestamp(exc.current_updated_at)}}
     return {}
 
 

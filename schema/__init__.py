@@ -1,5 +1,53 @@
-"""The Strawberry schema of the Clients gateway."""
+"""The Strawberry schema of the Clients gateway: types, inputs, error unions, resolvers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
+
+from schema.errors import (
+    EXCEPTION_HANDLERS,
+    ClientInUseError,
+    ConflictError,
+    DuplicateRfcError,
+    NotFoundError,
+    ValidationError,
+)
+from schema.resolvers import Mutation, Query
+from schema.scalars import SCALAR_OVERRIDES
+
+SDL_PATH = Path(__file__).with_name("schema.graphql")
+
+
+class GatewaySchema(strawberry.Schema):
+    def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
+        # The HTTP layer logs unexpected errors once, with the request id; expected ones
+        # (invalid documents, argument errors) are the caller's and are not logged.
+        return None
+
+
+def build_schema(
+    extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
+) -> GatewaySchema:
+    return GatewaySchema(
+        query=Query,
+        mutation=Mutation,
+        types=[ValidationError, DuplicateRfcError, NotFoundError, ClientInUseError, ConflictError],
+        extensions=list(extensions),
+        scalar_overrides=SCALAR_OVERRIDES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        config=StrawberryConfig(auto_camel_case=True),
+    )
 
 
 def sdl() -> str:
-    return ""
+    """The SDL of the schema, as committed in schema/schema.graphql."""
+    return build_schema().as_str() + "\n"
+
+
+__all__: list[Any] = ["SDL_PATH", "build_schema", "sdl"]

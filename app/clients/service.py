@@ -202,7 +202,7 @@ def _check_expected(current: Client, expected: datetime | None) -> None:
     if expected is None:
         return
     if to_ms(v.aware_utc(expected)) != to_ms(current.updated_at):
-        raise PreconditionFailed(current.id, current.updated_at.isoformat())
+        raise PreconditionFailed(current.id, current.updated_at)
 
 
 class ClientService:

@@ -119,7 +119,7 @@ def _if_match(value: str | None) -> Any:
         return None
     tag = value.strip().removeprefix("W/").strip('"')
     if not tag.isdigit() or len(tag) > 15:
-        raise PreconditionFailed("", "")
+        raise ValueError("bad If-Match")
     return from_ms(int(tag))
 
 
@@ -333,9 +333,9 @@ async def _update(
     )
     try:
         expected = _if_match(if_match)
-    except PreconditionFailed:
+    except ValueError:
         current = await client_service(request).get(principal=who, client_id=client_id)
-        raise PreconditionFailed(current.id, format_timestamp(current.updated_at)) from None
+        raise PreconditionFailed(current.id, current.updated_at) from None
     client = await client_service(request).update(
         principal=who, client_id=client_id, patch=patch, expected_updated_at=expected
     )
@@ -398,9 +398,9 @@ async def delete_client(
     service = client_service(request)
     try:
         expected = _if_match(if_match)
-    except PreconditionFailed:
+    except ValueError:
         current = await service.get(principal=who, client_id=clientId)
-        raise PreconditionFailed(current.id, format_timestamp(current.updated_at)) from None
+        raise PreconditionFailed(current.id, current.updated_at) from None
     deleted = await service.delete(principal=who, client_id=clientId, expected_updated_at=expected)
     return _json(
         {"data": {"id": deleted, "deleted": True}, "message": "Client deleted successfully"}

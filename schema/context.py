@@ -1,0 +1,14 @@
+"""What every resolver can reach: the authenticated caller and the services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.clients.types import Principal
+from app.deps import Services
+
+
+@dataclass(slots=True)
+class Context:
+    principal: Principal
+    services: Services

@@ -1,0 +1,34 @@
+"""`DateTime`: UTC ISO 8601 with milliseconds and `Z` out; any ISO 8601 in (no offset is UTC)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, NewType
+
+import strawberry
+
+from app.timefmt import format_timestamp
+
+
+def _parse(value: Any) -> datetime:
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValueError("DateTime must be an ISO 8601 string, e.g. 2024-01-15T10:30:00Z")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("DateTime must be an ISO 8601 string, e.g. 2024-01-15T10:30:00Z") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+DateTime = strawberry.scalar(
+    NewType("DateTime", datetime),
+    name="DateTime",
+    description="UTC date-time, ISO 8601 with milliseconds and Z (2024-01-15T10:30:00.000Z). "
+    "Inputs without an offset are taken as UTC.",
+    serialize=format_timestamp,
+    parse_value=_parse,
+)
+
+SCALAR_OVERRIDES: dict[object, Any] = {datetime: DateTime}

@@ -1,0 +1,101 @@
+"""Output types. `Client.from_domain` is the one place a service value becomes GraphQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import strawberry
+
+from app.clients import types as domain
+
+if TYPE_CHECKING:
+    from schema.context import Context
+
+
+@strawberry.type
+class Address:
+    street: str | None
+    city: str | None
+    state: str | None
+    zip_code: str | None
+    country: str | None
+
+
+@strawberry.type
+class Client:
+    id: strawberry.ID
+    name: str
+    legal_name: str | None
+    rfc: str
+    rfc_check_digit_valid: bool
+    email: str | None
+    phone: str | None
+    address: Address | None
+    livemode: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_domain(cls, c: domain.Client) -> Client:
+        a = c.address
+        return cls(
+            id=strawberry.ID(c.id),
+            name=c.name,
+            legal_name=c.legal_name,
+            rfc=c.rfc,
+            rfc_check_digit_valid=c.rfc_check_digit_valid,
+            email=c.email,
+            phone=c.phone,
+            address=None
+            if a is None
+            else Address(
+                street=a.street, city=a.city, state=a.state, zip_code=a.zip_code, country=a.country
+            ),
+            livemode=c.livemode,
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+        )
+
+
+@strawberry.type
+class DeletedClient:
+    id: strawberry.ID
+    deleted: bool
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class ClientEdge:
+    cursor: str
+    node: Client
+
+
+@strawberry.type
+class ClientConnection:
+    nodes: list[Client]
+    page_info: PageInfo
+    _page: strawberry.Private[domain.ClientPage]
+    _principal: strawberry.Private[domain.Principal]
+
+    @strawberry.field
+    def edges(self, info: strawberry.Info[Context, None]) -> list[ClientEdge]:
+        # Cursors are signed: computed only when edges are selected.
+        service = info.context.services.clients
+        return [
+            ClientEdge(cursor=service.cursor(self._principal, pos), node=node)
+            for pos, node in zip(self._page.positions, self.nodes, strict=True)
+        ]
+
+    @strawberry.field(description="Exact number of matches of the filter; computed only when asked")
+    async def total_count(self, info: strawberry.Info[Context, None]) -> int:
+        return await info.context.services.clients.count(
+            principal=self._principal, filters=self._page.filters
+        )
