@@ -28,12 +28,20 @@ class Settings(BaseSettings):
     # Comma-separated list of allowed CORS origins; none by default.
     cors_origins: str = ""
 
-    # Database pool (PostgreSQL, and file-backed SQLite).
-    db_pool_size: int = Field(default=10, ge=1)
+    # Database pool, per server process (PostgreSQL, and file-backed SQLite). With N workers
+    # PostgreSQL sees up to N * (DB_POOL_SIZE + DB_MAX_OVERFLOW) connections: the defaults
+    # keep 4 workers (60) under PostgreSQL's default max_connections (100).
+    db_pool_size: int = Field(default=5, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
+    # Seconds a request waits for a free pooled connection before answering 503.
     db_pool_timeout: float = Field(default=10.0, gt=0)
+    # Seconds to open a new connection (an unreachable host answers 503 after this).
     db_connect_timeout: float = Field(default=5.0, gt=0)
+    # PostgreSQL statement_timeout for every statement (0 = none). The client gives up one
+    # second later, so a database that stops answering mid-query is a 503, not a hang.
     db_statement_timeout_ms: int = Field(default=15000, ge=0)
+    # Seconds after which a pooled connection is replaced (PostgreSQL).
+    db_pool_recycle: int = Field(default=1800, ge=-1)
     sqlite_busy_timeout_ms: int = Field(default=15000, ge=0)
     # NORMAL in WAL mode: a committed transaction survives a crash of the process (SIGKILL);
     # FULL also survives power loss, at the cost of an fsync per commit.

@@ -9,7 +9,7 @@ both are the same engine.
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +28,8 @@ from sqlalchemy.ext.asyncio import (
 from app.config import Settings
 from app.errors import ServiceUnavailable
 
+log = logging.getLogger("clients.db")
+
 # Failures that mean "the database cannot be reached", answered 503 rather than 500.
 _UNAVAILABLE = (
     sa_exc.OperationalError,
@@ -35,18 +37,46 @@ _UNAVAILABLE = (
     sa_exc.TimeoutError,
     sa_exc.DisconnectionError,
     ConnectionError,
-    OSError,
-    asyncio.TimeoutError,
+    OSError,  # TimeoutError (connect or command timeout) included
 )
 
+# PostgreSQL SQLSTATEs that mean "not now" rather than "wrong": connection exceptions (08),
+# insufficient resources (53, e.g. too many connections), operator intervention (57: admin or
+# crash shutdown, starting up, and 57014, the statement_timeout), system errors (58).
+# asyncpg's errors outside its IntegrityError/ProgrammingError families reach SQLAlchemy as a
+# plain DBAPIError, so the SQLSTATE is the only reliable sign.
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
 
-def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, sa_exc.OperationalError):
-        # PostgreSQL statement_timeout (57014) is also an OperationalError: the database is
-        # there but too slow, which for the caller is the same "try again later".
-        return True
+
+def driver_error(exc: BaseException) -> BaseException | None:
+    """The driver's own exception behind a SQLAlchemy one (asyncpg's, or sqlite3's)."""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return None
+    # SQLAlchemy 2.1 wraps asyncpg's exceptions in emulated DBAPI ones that keep the
+    # original as `.orig` (and as `__cause__`); sqlite3's are the DBAPI exceptions themselves.
+    inner = getattr(orig, "orig", None) or orig.__cause__
+    return inner if isinstance(inner, Exception) else orig
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE of a SQLAlchemy exception, if any."""
+    for candidate in (driver_error(exc), getattr(exc, "orig", None)):
+        code = getattr(candidate, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        code = sqlstate(exc)
+        if code is not None:
+            return code[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
+        # SQLite: "database is locked" past busy_timeout, disk I/O errors...
+        return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
     return isinstance(exc, _UNAVAILABLE)
 
 
@@ -85,21 +115,25 @@ def _sqlite_engine(settings: Settings, *, immediate: bool) -> AsyncEngine:
 
 
 def _postgres_engine(settings: Settings) -> AsyncEngine:
-    connect_args: dict[str, Any] = {"timeout": settings.db_connect_timeout}
+    server_settings = {"application_name": "clients-gateway"}
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout,
+        "server_settings": server_settings,
+    }
     if settings.db_statement_timeout_ms:
-        connect_args["server_settings"] = {
-            "statement_timeout": str(settings.db_statement_timeout_ms),
-            "application_name": "clients-gateway",
-        }
-        # Client-side bound too, a little longer than the server's.
-        connect_args["command_timeout"] = settings.db_statement_timeout_ms / 1000 + 5
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+        # The client-side bound, a second after the server's: it also covers a server that
+        # stopped answering altogether (the pre-ping of a pooled connection included).
+        connect_args["command_timeout"] = settings.db_statement_timeout_ms / 1000 + 1
     return create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
+        # A pooled connection is checked before use, so a server restart costs one failed
+        # ping per stale connection instead of a failed request.
         pool_pre_ping=True,
-        pool_recycle=1800,
+        pool_recycle=settings.db_pool_recycle,
         connect_args=connect_args,
     )
 
@@ -134,8 +168,9 @@ class Database:
                 yield session
         except sa_exc.IntegrityError:
             raise
-        except (TimeoutError, sa_exc.SQLAlchemyError, OSError) as exc:
-            if _is_unavailable(exc):
+        except (sa_exc.SQLAlchemyError, OSError) as exc:
+            if is_unavailable(exc):
+                log.warning("database unavailable: %s", _describe(exc))
                 raise ServiceUnavailable() from exc
             raise
 
@@ -143,3 +178,15 @@ class Database:
         await self.engine.dispose()
         if self.write_engine is not self.engine:
             await self.write_engine.dispose()
+
+
+def _describe(exc: BaseException) -> str:
+    """The kind of failure, for the log: class names and SQLSTATE, never statements or data."""
+    inner = driver_error(exc)
+    code = sqlstate(exc)
+    parts = [type(exc).__name__]
+    if inner is not None:
+        parts.append(type(inner).__name__)
+    if code:
+        parts.append(f"SQLSTATE {code}")
+    return " / ".join(parts)

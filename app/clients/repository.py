@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.types import Address, Client, Position
+from app.db import driver_error, sqlstate
 from app.models import Client as ClientRow
 from app.models import ClientCounter, Invoice, Payment
 
@@ -22,6 +23,8 @@ counters = cast(Table, ClientCounter.__table__)
 c = clients.c
 
 RFC_UNIQUE_CONSTRAINT = "uq_clients_team_id_livemode_rfc_unique"
+# The foreign keys that keep a client with invoices or payments from being deleted.
+CLIENT_REFERENCES = frozenset({"fk_invoices_client_id_clients", "fk_payments_client_id_clients"})
 
 SELECT_COLUMNS = (
     c.id,
@@ -106,24 +109,27 @@ def row_position(row: Any) -> Position:
 
 
 def _is_rfc_violation(exc: sa_exc.IntegrityError) -> bool:
-    orig = exc.orig
-    # PostgreSQL (asyncpg): SQLSTATE 23505 and the constraint's name.
-    cause = getattr(orig, "__cause__", None)
-    constraint = getattr(cause, "constraint_name", None) or getattr(orig, "constraint_name", None)
-    if constraint is not None:
-        return bool(constraint == RFC_UNIQUE_CONSTRAINT)
+    # PostgreSQL (asyncpg): SQLSTATE 23505 (unique_violation) naming the constraint. Through
+    # SQLAlchemy 2.1 the name is only on asyncpg's own exception (`exc.orig.orig`).
+    if sqlstate(exc) is not None:
+        return sqlstate(exc) == "23505" and _constraint(exc) == RFC_UNIQUE_CONSTRAINT
     # SQLite names the columns, not the index.
+    orig = exc.orig
     if getattr(orig, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_UNIQUE":
         return "clients.rfc_unique" in str(orig)
     return False
 
 
 def _is_fk_violation(exc: sa_exc.IntegrityError) -> bool:
-    orig = exc.orig
-    cause = getattr(orig, "__cause__", None)
-    if getattr(cause, "sqlstate", None) == "23503" or getattr(orig, "sqlstate", None) == "23503":
-        return True
-    return getattr(orig, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_FOREIGNKEY"
+    # PostgreSQL: SQLSTATE 23503 (foreign_key_violation) from a table that references clients.
+    if sqlstate(exc) is not None:
+        return sqlstate(exc) == "23503" and _constraint(exc) in CLIENT_REFERENCES
+    return getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_FOREIGNKEY"
+
+
+def _constraint(exc: sa_exc.IntegrityError) -> str | None:
+    name = getattr(driver_error(exc), "constraint_name", None)
+    return name if isinstance(name, str) else None
 
 
 def _scope(team_id: int, livemode: bool) -> list[ColumnElement[bool]]:
