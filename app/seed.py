@@ -7,13 +7,17 @@ the same transactions.
 
 from __future__ import annotations
 
+import asyncio
 import random
+import sqlite3
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 from stdnum.mx import rfc as stdnum_rfc
 from tqdm import tqdm
 
@@ -158,13 +162,27 @@ class Generator:
         }
 
 
+COLUMNS = (
+    "public_id", "team_id", "livemode", "name", "legal_name", "rfc", "rfc_unique",
+    "rfc_check_digit_valid", "email", "email_lower", "phone", "street", "city", "state",
+    "zip_code", "country", "search_text", "created_at", "updated_at",
+)  # fmt: skip
+# Loads this large (or larger than the table) drop secondary indexes and search structures
+# first and build them once at the end, which is several times faster than keeping them.
+REBUILD_AT = 50_000
+
+
+def _sqlite_time(value: datetime) -> str:
+    # The text form SQLAlchemy's SQLite DateTime stores (naive UTC), so ordering is consistent.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
 async def seed(settings: Settings, *, clients: int, team: str, livemode: bool) -> int:
     from app.auth.service import ApiKeyService
     from app.migrate import upgrade_async
 
     await upgrade_async(settings.database_url)
     db = Database(settings)
-    repo = ClientRepository(db.dialect)
     try:
         team_id = await ApiKeyService(db).team_id(team)
         c = clients_table.c
@@ -173,17 +191,20 @@ async def seed(settings: Settings, *, clients: int, team: str, livemode: bool) -
                 select(c.rfc_unique).where(c.team_id == team_id, c.livemode == livemode)
             )
             seen = {r for (r,) in taken if r}
-        now = datetime.now(UTC)
+            existing = (
+                await session.execute(select(func.count()).select_from(clients_table))
+            ).scalar_one()
         gen = Generator(
             team_id=team_id,
             livemode=livemode,
             total=clients,
             rng=random.Random(f"{team}/{livemode}/{clients}/{len(seen)}"),
-            start=now - timedelta(days=730),
+            start=datetime.now(UTC) - timedelta(days=730),
             span_ms=730 * 86_400_000,
         )
-        done = 0
-        with tqdm(total=clients, unit="clients", desc="seeding") as bar:
+
+        def batches() -> Iterator[list[dict[str, Any]]]:
+            done = 0
             while done < clients:
                 n = min(BATCH, clients - done)
                 rows = []
@@ -193,13 +214,95 @@ async def seed(settings: Settings, *, clients: int, team: str, livemode: bool) -
                         row = gen.row(i)
                     seen.add(row["rfc_unique"])
                     rows.append(row)
-                async with db.write() as session:
-                    await session.execute(insert(clients_table), rows)
-                    await repo.adjust_count(session, team_id, livemode, n)
                 done += n
-                bar.update(n)
+                yield rows
+
+        rebuild = clients >= REBUILD_AT or clients > existing
+        with tqdm(total=clients, unit="clients", desc="seeding") as bar:
+            if db.dialect == "sqlite":
+                await asyncio.to_thread(_load_sqlite, settings, batches(), rebuild, bar)
+            else:
+                await _load_postgres(db, batches(), rebuild, bar)
+        async with db.write() as session:
+            await ClientRepository(db.dialect).adjust_count(session, team_id, livemode, clients)
         mode = "live" if livemode else "test"
         print(f"seeded {clients} clients for team {team!r} ({mode})")
         return 0
     finally:
         await db.dispose()
+
+
+def _load_sqlite(
+    settings: Settings, batches: Iterator[list[dict[str, Any]]], rebuild: bool, bar: tqdm[Any]
+) -> None:
+    path = make_url(settings.database_url).database
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={settings.sqlite_busy_timeout_ms}")
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("BEGIN IMMEDIATE")
+        saved: list[str] = []
+        if rebuild:
+            for kind, name, sql in conn.execute(
+                "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'clients' "
+                "AND type IN ('index', 'trigger') AND sql IS NOT NULL"
+            ).fetchall():
+                saved.append(sql)
+                conn.execute(f'DROP {kind.upper()} "{name}"')
+        placeholders = ", ".join("?" for _ in COLUMNS)
+        insert_sql = f"INSERT INTO clients ({', '.join(COLUMNS)}) VALUES ({placeholders})"  # noqa: S608 (constant column names)
+        for rows in batches:
+            conn.executemany(
+                insert_sql,
+                [
+                    tuple(
+                        _sqlite_time(r[k]) if k in ("created_at", "updated_at") else r[k]
+                        for k in COLUMNS
+                    )
+                    for r in rows
+                ],
+            )
+            bar.update(len(rows))
+        if rebuild:
+            bar.set_description("indexing")
+            for sql in saved:
+                conn.execute(sql)
+            conn.execute("INSERT INTO clients_fts(clients_fts) VALUES ('rebuild')")
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA optimize")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+
+
+async def _load_postgres(
+    db: Database, batches: Iterator[list[dict[str, Any]]], rebuild: bool, bar: tqdm[Any]
+) -> None:
+    async with db.engine.connect() as sa_conn:
+        raw = await sa_conn.get_raw_connection()
+        conn: Any = raw.driver_connection
+        async with conn.transaction():
+            saved: list[str] = []
+            if rebuild:
+                # Secondary indexes only: those backing constraints stay.
+                for name, ddl in await conn.fetch(
+                    "SELECT i.indexname, i.indexdef FROM pg_indexes i "
+                    "WHERE i.tablename = 'clients' AND i.schemaname = current_schema() "
+                    "AND NOT EXISTS (SELECT 1 FROM pg_constraint k "
+                    "WHERE k.conname = i.indexname)"
+                ):
+                    saved.append(ddl)
+                    await conn.execute(f'DROP INDEX "{name}"')
+            for rows in batches:
+                await conn.copy_records_to_table(
+                    "clients", records=[tuple(r[k] for k in COLUMNS) for r in rows], columns=COLUMNS
+                )
+                bar.update(len(rows))
+            if rebuild:
+                bar.set_description("indexing")
+                for ddl in saved:
+                    await conn.execute(ddl)
+        await conn.execute("ANALYZE clients")

@@ -19,7 +19,7 @@ from schema.errors import (
     ValidationError,
 )
 from schema.resolvers import Mutation, Query
-from schema.scalars import SCALAR_OVERRIDES
+from schema.scalars import SCALAR_MAP
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 
@@ -39,9 +39,8 @@ def build_schema(
         mutation=Mutation,
         types=[ValidationError, DuplicateRfcError, NotFoundError, ClientInUseError, ConflictError],
         extensions=list(extensions),
-        scalar_overrides=SCALAR_OVERRIDES,
         exception_handlers=EXCEPTION_HANDLERS,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, NewType
+from typing import Any
 
 import strawberry
 
@@ -23,7 +23,6 @@ def _parse(value: Any) -> datetime:
 
 
 DateTime = strawberry.scalar(
-    NewType("DateTime", datetime),
     name="DateTime",
     description="UTC date-time, ISO 8601 with milliseconds and Z (2024-01-15T10:30:00.000Z). "
     "Inputs without an offset are taken as UTC.",
@@ -31,4 +30,4 @@ DateTime = strawberry.scalar(
     parse_value=_parse,
 )
 
-SCALAR_OVERRIDES: dict[object, Any] = {datetime: DateTime}
+SCALAR_MAP: dict[object, Any] = {datetime: DateTime}

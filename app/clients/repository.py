@@ -7,12 +7,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Integer,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clients.search import name_search
 from app.clients.types import Address, Client, Position
 from app.db import driver_error, sqlstate
 from app.models import Client as ClientRow
@@ -136,14 +150,9 @@ def _scope(team_id: int, livemode: bool) -> list[ColumnElement[bool]]:
     return [c.team_id == team_id, c.livemode == livemode]
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _filter_conditions(f: SearchFilter) -> list[ColumnElement[bool]]:
+    """Every condition but the name search (see `ClientRepository._conditions`)."""
     conds: list[ColumnElement[bool]] = []
-    if f.name:
-        conds.append(c.search_text.like(f"%{_like_escape(f.name)}%", escape="\\"))
     if f.rfc:
         conds.append(c.rfc == f.rfc)
     if f.email:
@@ -234,16 +243,37 @@ class ClientRepository:
                 raise StillReferenced from exc
             raise
 
-    def _list_stmt(
+    async def _conditions(
         self,
+        session: AsyncSession,
         team_id: int,
         livemode: bool,
         f: SearchFilter,
+        *,
+        counting: bool = False,
+    ) -> list[ColumnElement[bool]]:
+        if not f.name:
+            return _scope(team_id, livemode) + _filter_conditions(f)
+        search = await name_search(session, self.dialect, f.name, counting=counting)
+        if search.drive_from_matches:
+            # SQLite: unary + keeps the planner off the (team, mode, …) index, so the query
+            # starts from the few full-text matches instead of scanning the team in order.
+            scope = [
+                literal_column("+clients.team_id", Integer) == team_id,
+                literal_column("+clients.livemode", Boolean) == livemode,
+            ]
+        else:
+            scope = _scope(team_id, livemode)
+        return [*scope, *_filter_conditions(f), search.condition]
+
+    def _list_stmt(
+        self,
+        conds: list[ColumnElement[bool]],
         after: Position | None,
         limit: int,
         offset: int,
     ) -> Select[Any]:
-        conds = _scope(team_id, livemode) + _filter_conditions(f)
+        conds = list(conds)
         if after is not None:
             conds.append(
                 tuple_(c.created_at, c.id)
@@ -273,7 +303,8 @@ class ClientRepository:
         limit: int,
         offset: int,
     ) -> list[Any]:
-        stmt = self._list_stmt(team_id, livemode, f, after, limit, offset)
+        conds = await self._conditions(session, team_id, livemode, f)
+        stmt = self._list_stmt(conds, after, limit, offset)
         return list((await session.execute(stmt)).all())
 
     async def count(
@@ -284,9 +315,6 @@ class ClientRepository:
                 counters.c.team_id == team_id, counters.c.livemode == livemode
             )
             return int((await session.execute(stmt)).scalar_one_or_none() or 0)
-        stmt = (
-            select(func.count())
-            .select_from(clients)
-            .where(*_scope(team_id, livemode), *_filter_conditions(f))
-        )
+        conds = await self._conditions(session, team_id, livemode, f, counting=True)
+        stmt = select(func.count()).select_from(clients).where(*conds)
         return int((await session.execute(stmt)).scalar_one())
