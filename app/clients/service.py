@@ -321,9 +321,13 @@ class ClientService:
         limit: int,
         offset: int = 0,
         after: Position | None = None,
+        with_total: bool = False,
     ) -> ClientPage:
+        """A page of clients, newest first; `with_total` also counts every match, in the same
+        transaction (so the page and its total agree)."""
         check_page_args(limit=limit, offset=offset)
         search = normalize_filter(filters)
+        total = None
         async with self.db.read() as session:
             rows = await self.repo.list(
                 session,
@@ -334,6 +338,10 @@ class ClientService:
                 limit=limit + 1,
                 offset=offset,
             )
+            if with_total:
+                total = await self.repo.count(
+                    session, principal.team_id, principal.livemode, search
+                )
         has_more = len(rows) > limit
         rows = rows[:limit]
         return ClientPage(
@@ -341,6 +349,7 @@ class ClientService:
             positions=[row_position(r) for r in rows],
             has_more=has_more,
             filters=filters,
+            total=total,
         )
 
     async def count(self, *, principal: Principal, filters: ClientFilter) -> int:

@@ -118,3 +118,4 @@ class ClientPage:
     positions: list[Position]
     has_more: bool
     filters: ClientFilter = field(default_factory=ClientFilter)
+    total: int | None = None  # only when asked for
