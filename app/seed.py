@@ -100,6 +100,10 @@ CITIES = [
     ("Querétaro", "Querétaro"),
     ("León", "Guanajuato"),
 ]
+# Syllables of trade names: 20^3 combinations, so a whole trade name ("Xolotl") is a selective
+# search (about one company in 8,000), while surnames ("garc") are unselective ones.
+SYLLABLES = ["xo", "lo", "tl", "ca", "te", "pa", "mi", "zu", "na", "hui", "co", "ya", "ma",
+             "to", "chi", "que", "ri", "sa", "ne", "ba"]  # fmt: skip
 SUFFIX = ["S.A. de C.V.", "S. de R.L. de C.V.", "S.C.", "S.A.P.I. de C.V."]
 _LETTERS = "ABCDEFGHIJKLMNOPRSTUVXYZ"
 _HOMOCLAVE = string.digits[1:] + string.ascii_uppercase
@@ -131,7 +135,8 @@ class Generator:
         moral = rng.random() < 0.45
         legal: str | None
         if moral:
-            name = f"{rng.choice(COMPANY)} {rng.choice(PLACE)}"
+            brand = "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize()
+            name = f"{rng.choice(COMPANY)} {brand} {rng.choice(PLACE)}"
             legal = f"{name} {rng.choice(SUFFIX)}"
         else:
             name = f"{rng.choice(FIRST)} {rng.choice(LAST)} {rng.choice(LAST)}"

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
 PYTHON=${PYTHON:-python3}
-extras=${1:-}
+extras=${BOOTSTRAP_EXTRAS:-}  # not "$1": a sourced file sees the caller's arguments
 if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
   echo "Python 3.11 or newer is required (found: $("$PYTHON" --version 2>&1))" >&2
   exit 1

@@ -1,0 +1,1 @@
+"""Benchmark support (run by scripts/bench; never part of the test suite)."""

@@ -1,0 +1,55 @@
+"""Values the benchmark queries for, read from the benchmark database (DATABASE_URL):
+an id, an RFC, an email, a one-day range, and a `next` token about 9,000 pages deep, built
+with the app's own signer and the shared SECRET_KEY. Prints one JSON line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from sqlalchemy import select
+
+from app.clients.repository import SELECT_COLUMNS, c, row_position
+from app.clients.types import ClientFilter, Principal
+from app.config import Settings
+from app.deps import Services
+from app.models import Team
+
+PAGE = 100
+
+
+async def main(rows: int) -> None:
+    s = Services.build(Settings())
+    try:
+        async with s.db.read() as session:
+            team = (await session.execute(select(Team.id).where(Team.name == "bench"))).scalar_one()
+            ordered = (
+                select(*SELECT_COLUMNS)
+                .where(c.team_id == team, c.livemode.is_(True))
+                .order_by(c.created_at.desc(), c.id.desc())
+                .limit(1)
+            )
+            middle = (await session.execute(ordered.offset(rows // 2))).one()
+            depth = max(0, min(9000 * PAGE, rows - 2 * PAGE))
+            deep_row = (await session.execute(ordered.offset(depth))).one()
+        who = Principal(team_id=team, livemode=True, key_id=0)
+        deep = s.clients.next_token(who, ClientFilter(), PAGE, row_position(deep_row))
+        print(
+            json.dumps(
+                {
+                    "id": middle.public_id,
+                    "rfc": middle.rfc,
+                    "email": middle.email.upper(),
+                    "day": middle.created_at.date().isoformat(),
+                    "deep": deep,
+                    "depth": depth,
+                }
+            )
+        )
+    finally:
+        await s.db.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1])))
