@@ -12,6 +12,9 @@ from app.clients.service import ClientService
 from app.clients.types import Principal
 from app.config import Settings
 from app.db import Database
+from app.errors import RateLimited
+from app.idempotency import IdempotencyService
+from app.ratelimit import RateLimiter, build_rate_limiter
 
 
 @dataclass
@@ -20,12 +23,21 @@ class Services:
     db: Database
     clients: ClientService
     keys: ApiKeyService
+    idempotency: IdempotencyService
+    limiter: RateLimiter | None
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         db = Database(settings)
         signer = TokenSigner(settings.resolved_secret_key())
-        return cls(settings, db, ClientService(db, signer), ApiKeyService(db))
+        return cls(
+            settings=settings,
+            db=db,
+            clients=ClientService(db, signer),
+            keys=ApiKeyService(db),
+            idempotency=IdempotencyService(db),
+            limiter=build_rate_limiter(settings, db),
+        )
 
 
 def services(request: Request) -> Services:
@@ -38,8 +50,15 @@ def client_service(request: Request) -> ClientService:
 
 
 async def authenticate(request: Request) -> Principal:
-    who = await services(request).keys.authenticate(request.headers.get("authorization"))
+    """The caller of this request (401 otherwise), within its rate limit (429 otherwise)."""
+    svc = services(request)
+    who = await svc.keys.authenticate(request.headers.get("authorization"))
     request.state.team_id = who.team_id
+    if svc.limiter is not None:
+        decision = await svc.limiter.hit(who.key_id)
+        request.state.ratelimit = decision  # the edge adds the RateLimit-* headers
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after)
     return who
 
 

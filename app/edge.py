@@ -90,6 +90,9 @@ class EdgeMiddleware:
                         headers.append((name, value))
                 if b"cache-control" not in names and not _is_docs(path):
                     headers.append((b"cache-control", b"no-store"))
+                decision = state.get("ratelimit")
+                if decision is not None:
+                    headers.extend(h for h in decision.headers() if h[0] not in names)
                 message["headers"] = headers
             await send(message)
 

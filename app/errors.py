@@ -108,3 +108,17 @@ class RateLimited(DomainError):
     def __init__(self, retry_after: int) -> None:
         super().__init__()
         self.retry_after = retry_after
+
+
+class IdempotencyKeyInUse(DomainError):
+    code = "IDEMPOTENCY_KEY_IN_USE"
+    message = "A request with this idempotency key is still being processed"
+    summary = "Retry after the first request completes"
+    status = 409
+
+
+class IdempotencyKeyReused(DomainError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+    message = "This idempotency key was used with a different request"
+    summary = "Idempotency keys cannot be reused with different parameters"
+    status = 422

@@ -25,6 +25,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.http.ides import get_graphql_ide_html
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from app.config import Settings
@@ -36,7 +37,12 @@ from schema.limits import validation_rules
 
 log = logging.getLogger("clients.graphql")
 
-_SUGGESTION = re.compile(r" ?Did you mean .*\?$")
+# graphql-core's suggestions ("Did you mean 'name'?") end at the first "?": names have none.
+_SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
+# A variable value that cannot be coerced: "Variable '$f' has invalid value at .createdFrom: …"
+_VARIABLE_ERROR = re.compile(
+    r"^Variable '\$(\w+)' has invalid (?:default )?value(?: at ([^:]*))?: "
+)
 _ALLOWED = frozenset({OperationType.QUERY, OperationType.MUTATION})
 _JSON_TYPES = ("application/json", "application/graphql-response+json")
 _CACHE_SIZE = 256
@@ -73,6 +79,11 @@ def _bad_request(message: str, status: int = 400) -> Response:
         ]
     }
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _document_error(message: str) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]}
+    return Response(orjson.dumps(body), status_code=200, media_type="application/json")
 
 
 def _ide_page() -> str:
@@ -136,13 +147,21 @@ def mount_graphql(app: FastAPI, settings: Settings) -> None:
         if operation_name is not None and not isinstance(operation_name, str):
             return _bad_request("`operationName` must be a string")
         request.state.operation = operation_name
-        result = await schema.execute(
-            query,
-            variable_values=variables,
-            context_value=Context(principal=principal, services=services(request)),
-            operation_name=operation_name,
-            allowed_operation_types=_ALLOWED,
-        )
+        try:
+            result = await schema.execute(
+                query,
+                variable_values=variables,
+                context_value=Context(principal=principal, services=services(request)),
+                operation_name=operation_name,
+                allowed_operation_types=_ALLOWED,
+            )
+        except CannotGetOperationTypeError:
+            # Strawberry raises these before validation; they are the document's fault.
+            if operation_name is None:
+                return _document_error("The document contains no operation")
+            return _document_error(f"Unknown operation named {operation_name!r}")
+        except InvalidOperationTypeError:
+            return _document_error("Subscriptions are not supported: send a query or a mutation")
         payload: dict[str, Any] = {}
         status = 200
         if result.errors:
@@ -152,7 +171,9 @@ def mount_graphql(app: FastAPI, settings: Settings) -> None:
                 errors.append(formatted)
                 status = max(status, error_status)
             payload["errors"] = errors
-        if result.data is not None or not result.errors:
+        # Errors with a path were raised while executing: then `data` is present, if null.
+        # Errors before execution (syntax, validation, variables) come without it.
+        if result.data is not None or not result.errors or any(e.path for e in result.errors):
             payload["data"] = result.data
         return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
@@ -164,12 +185,11 @@ def _format_error(
 ) -> tuple[dict[str, Any], int]:
     original = error.original_error
     formatted: dict[str, Any] = dict(error.formatted)
+    if production:
+        # No field, argument or type suggestions: they would reveal the schema.
+        formatted["message"] = _SUGGESTION.sub("", formatted["message"])
     if original is None:
         # Malformed or invalid GraphQL (syntax, unknown field, limits): the caller's mistake.
-        message = formatted["message"]
-        if production:
-            message = _SUGGESTION.sub("", message)
-        formatted["message"] = message
         formatted["extensions"] = {
             "code": "GRAPHQL_VALIDATION_FAILED",
             **(formatted.get("extensions") or {}),
@@ -184,10 +204,17 @@ def _format_error(
         # Faults of the service, not of the document, keep their HTTP status.
         return formatted, original.status if original.status in (429, 503) else 200
     if _is_coercion_error(error):
-        # A variable value of the wrong shape (a bad DateTime, say): a bad argument.
+        # A value of the wrong shape (a bad DateTime, say): a bad argument. A variable's is
+        # named after it ("$filter.createdFrom"); a literal's is somewhere in the query.
+        message = formatted["message"]
+        field = "variables" if message.startswith("Variable ") else "query"
+        match = _VARIABLE_ERROR.match(message)
+        if match:
+            field = f"${match[1]}{match[2] or ''}"
+            message = message[match.end() :]
         formatted["extensions"] = {
             "code": "VALIDATION_ERROR",
-            "fields": [{"field": "variables", "message": formatted["message"]}],
+            "fields": [{"field": field, "message": message}],
         }
         formatted["message"] = ValidationFailed.message
         return formatted, 200

@@ -18,9 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.config import Settings, get_settings
 from app.deps import Services
 from app.edge import EdgeMiddleware, error_body
-from app.errors import DomainError, RateLimited, ServiceUnavailable, Unauthorized, ValidationFailed
+from app.errors import DomainError, ServiceUnavailable, ValidationFailed
 from app.migrate import is_at_head
-from app.timefmt import format_timestamp
+from app.responses import domain_error_response
 
 log = logging.getLogger("clients")
 
@@ -33,41 +33,7 @@ Authenticate with `Authorization: Bearer sk_live_…` (or `sk_test_…` for the 
 
 
 def _render(request: Request, exc: DomainError) -> Response:
-    details: dict[str, Any] | None = None
-    extra: dict[str, Any] = {}
-    headers: dict[str, str] = {}
-    if isinstance(exc, ValidationFailed):
-        details = exc.fields
-    elif isinstance(exc, Unauthorized):
-        headers["WWW-Authenticate"] = 'Bearer realm="clients"'
-    elif isinstance(exc, RateLimited):
-        headers["Retry-After"] = str(exc.retry_after)
-    body = error_body(
-        request.url.path,
-        code=exc.code,
-        message=exc.message,
-        summary=exc.summary,
-        details=details,
-        extra=_extra(exc) | extra,
-    )
-    if isinstance(exc, Unauthorized) and request.url.path.startswith("/graphql"):
-        # The contract's GraphQL 401 body says only "Authentication required".
-        body = orjson.dumps(
-            {"errors": [{"message": "Authentication required", "extensions": {"code": exc.code}}]}
-        )
-    return Response(body, status_code=exc.status, media_type="application/json", headers=headers)
-
-
-def _extra(exc: DomainError) -> dict[str, Any]:
-    from app.errors import ClientInUse, DuplicateRfc, PreconditionFailed
-
-    if isinstance(exc, DuplicateRfc):
-        return {"details": {"existingClientId": exc.existing_client_id, "rfc": exc.rfc}}
-    if isinstance(exc, ClientInUse):
-        return {"details": {"invoiceCount": exc.invoice_count, "paymentCount": exc.payment_count}}
-    if isinstance(exc, PreconditionFailed):
-        return {"details": {"currentUpdatedAt": format_timestamp(exc.current_updated_at)}}
-    return {}
+    return domain_error_response(request.url.path, exc)
 
 
 _PYDANTIC_MESSAGES = {
@@ -100,6 +66,27 @@ def validation_details(errors: Any) -> dict[str, str]:
             msg = _PYDANTIC_MESSAGES.get(kind) or str(err.get("msg", "Invalid value"))
         details.setdefault(key, msg)
     return details
+
+
+def _document_errors_only_as_they_are(app: FastAPI) -> None:
+    """FastAPI documents a 422 with its own body on every route with parameters; this API
+    answers 400 with the documented envelope instead, so the generated 422s are removed."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = original()
+            for item in doc.get("paths", {}).values():
+                for op in item.values():
+                    if isinstance(op, dict):
+                        op.get("responses", {}).pop("422", None)
+            schemas = doc.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings | None = None) -> Any:
@@ -203,6 +190,7 @@ def create_app(settings: Settings | None = None) -> Any:
     from app.rest.clients import router as clients_router
 
     app.include_router(clients_router)
+    _document_errors_only_as_they_are(app)
 
     from app.graphql_app import mount_graphql
 

@@ -10,11 +10,13 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
@@ -179,3 +181,37 @@ class ClientCounter(Base):
     )
     livemode: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RateLimitBucket(Base):
+    """Token buckets per API key, shared by every worker (PostgreSQL deployments)."""
+
+    __tablename__ = "rate_limit_buckets"
+
+    key_id: Mapped[int] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    tokens: Mapped[float] = mapped_column(Float)
+    # Seconds since the epoch, from the database clock (one clock for every worker).
+    updated_at: Mapped[float] = mapped_column(Float)
+    allowed: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class IdempotencyRecord(Base):
+    """The first response to a request sent with an idempotency key, replayed to retries."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("team_id", "livemode", "key"),)
+
+    id: Mapped[int] = mapped_column(IntPK, primary_key=True, autoincrement=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    livemode: Mapped[bool] = mapped_column(Boolean)
+    key: Mapped[str] = mapped_column(String(255))
+    # SHA-256 of what was asked (transport, operation, canonical body): a reuse of the key
+    # for anything else is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    # NULL while the first request is still running.
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import strawberry
 
@@ -95,9 +95,19 @@ class ClientFilter:
             name=self.name,
             rfc=self.rfc,
             email=self.email,
-            created_from=self.created_from,
+            created_from=None if self.created_from is None else _ceil_ms(self.created_from),
             created_to=self.created_to,
         )
+
+
+def _ceil_ms(value: datetime) -> datetime:
+    """Creation times are kept to the millisecond and compared as stored (sub-millisecond
+    digits dropped): an inclusive start in between two milliseconds begins at the later one."""
+    sub_ms = value.microsecond % 1000
+    try:
+        return value + timedelta(microseconds=(1000 - sub_ms) % 1000)
+    except OverflowError:  # the last microsecond of year 9999: no client is that late anyway
+        return value
 
 
 def _patch(value: strawberry.Maybe[str | None]) -> domain.Patch[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -16,6 +17,8 @@ from graphql import (
     SelectionSetNode,
     ValidationContext,
     ValidationRule,
+    Visitor,
+    visit,
 )
 from strawberry.extensions.max_aliases import create_validator as aliases_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
@@ -88,10 +91,38 @@ def _selection_cost(
     return total
 
 
+def safe_depth_validator(max_depth: int) -> type[ValidationRule]:
+    """Strawberry's depth rule, skipped for documents that spread an unknown fragment: it
+    looks fragments up without checking (a KeyError, so a 500), and graphql-core's
+    KnownFragmentNames rule already refuses such documents with a proper message."""
+    depth_rule = depth_validator(max_depth, None, None)
+
+    class DepthRule(depth_rule):  # type: ignore[misc, valid-type]
+        def __init__(self, context: ValidationContext) -> None:
+            if _unknown_fragment_spread(context.document):
+                ValidationRule.__init__(self, context)
+            else:
+                super().__init__(context)
+
+    return DepthRule
+
+
+def _unknown_fragment_spread(document: DocumentNode) -> bool:
+    known = {d.name.value for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    spreads: set[str] = set()
+
+    class Spreads(Visitor):
+        def enter_fragment_spread(self, node: FragmentSpreadNode, *_: Any) -> None:
+            spreads.add(node.name.value)
+
+    visit(document, Spreads())
+    return not spreads <= known
+
+
 def validation_rules(*, max_depth: int, max_aliases: int, max_cost: int) -> list[Any]:
     """Built once per process: the validation cache keys on the rule classes."""
     return [
-        depth_validator(max_depth, None, None),
+        safe_depth_validator(max_depth),
         aliases_validator(max_aliases),
         cost_validator(max_cost),
     ]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
+import orjson
 import strawberry
 
+from app.clients.service import check_page_args, normalize_filter
 from app.clients.types import ClientFilter as DomainFilter
-from app.errors import ValidationFailed
+from app.clients.types import Position, client_from_json, client_to_json
+from app.errors import DuplicateRfc, ValidationFailed
+from app.idempotency import DoNotStore, Outcome, check_key, fingerprint
 from schema.context import Context
 from schema.errors import (
     ClientInUseError,
@@ -48,6 +54,32 @@ _ARGUMENT_NAMES = {
 }
 
 
+def _check_arguments(
+    info: Info, filters: DomainFilter, first: int, after: str | None, offset: int
+) -> Position | None:
+    """The position `after` names; every bad argument at once (ValidationFailed) otherwise."""
+    ctx = info.context
+    errors: dict[str, str] = {}
+    position = None
+    try:
+        if after is not None:
+            position = ctx.services.clients.parse_cursor(ctx.principal, after)
+    except ValidationFailed as exc:
+        errors.update(exc.fields)
+    checks: tuple[Callable[[], object], ...] = (
+        lambda: check_page_args(limit=first, offset=offset),
+        lambda: normalize_filter(filters),
+    )
+    for check in checks:
+        try:
+            check()
+        except ValidationFailed as exc:
+            errors.update(exc.fields)
+    if errors:
+        raise ValidationFailed({_ARGUMENT_NAMES.get(k, k): m for k, m in errors.items()})
+    return position
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="One client of the caller's team and mode")
@@ -70,20 +102,15 @@ class Query:
     ) -> ClientConnection:
         ctx = info.context
         service = ctx.services.clients
-        try:
-            position = None if after is None else service.parse_cursor(ctx.principal, after)
-            filters = filter.to_domain() if filter is not None else DomainFilter()
-            page = await service.list(
-                principal=ctx.principal,
-                filters=filters,
-                limit=first,
-                offset=offset or 0,
-                after=position,
-            )
-        except ValidationFailed as exc:
-            raise ValidationFailed(
-                {_ARGUMENT_NAMES.get(k, k): m for k, m in exc.fields.items()}
-            ) from None
+        filters = filter.to_domain() if filter is not None else DomainFilter()
+        position = _check_arguments(info, filters, first, after, offset or 0)
+        page = await service.list(
+            principal=ctx.principal,
+            filters=filters,
+            limit=first,
+            offset=offset or 0,
+            after=position,
+        )
         nodes = [Client.from_domain(c) for c in page.items]
         positions = page.positions
         return ClientConnection(
@@ -102,10 +129,46 @@ class Query:
 @strawberry.type
 class Mutation:
     @strawberry.mutation
-    async def create_client(self, info: Info, input: CreateClientInput) -> CreateClientResult:
+    async def create_client(
+        self,
+        info: Info,
+        input: CreateClientInput,
+        idempotency_key: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Up to 255 characters. A retry with the same key within 24 hours "
+                "gets the first result again; with a different input, an "
+                "IDEMPOTENCY_KEY_REUSED error."
+            ),
+        ] = None,
+    ) -> CreateClientResult:
         ctx = info.context
-        created = await ctx.services.clients.create(principal=ctx.principal, data=input.to_domain())
-        return Client.from_domain(created)
+        data = input.to_domain()
+        if idempotency_key is None:
+            return Client.from_domain(
+                await ctx.services.clients.create(principal=ctx.principal, data=data)
+            )
+
+        async def work() -> Outcome:
+            try:
+                created = await ctx.services.clients.create(principal=ctx.principal, data=data)
+            except DuplicateRfc as exc:  # an answer, kept like a success
+                kept = {"duplicate": {"rfc": exc.rfc, "id": exc.existing_client_id}}
+                return Outcome(409, orjson.dumps(kept).decode(), {})
+            except ValidationFailed as exc:  # not kept: a corrected retry may reuse the key
+                raise DoNotStore(exc) from None
+            return Outcome(200, orjson.dumps({"client": client_to_json(created)}).decode(), {})
+
+        outcome = await ctx.services.idempotency.run(
+            principal=ctx.principal,
+            key=check_key(idempotency_key, field="idempotencyKey"),
+            fingerprint=fingerprint("graphql createClient", asdict(data)),
+            work=work,
+        )
+        kept = orjson.loads(outcome.body)
+        if "duplicate" in kept:
+            raise DuplicateRfc(kept["duplicate"]["rfc"], kept["duplicate"]["id"])
+        return Client.from_domain(client_from_json(kept["client"]))
 
     @strawberry.mutation(
         description="Partial update: omitted fields are unchanged, null clears. With "

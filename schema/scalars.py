@@ -19,7 +19,10 @@ def _parse(value: Any) -> datetime:
         raise ValueError("DateTime must be an ISO 8601 string, e.g. 2024-01-15T10:30:00Z") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-01:00: a ValueError is the caller's mistake
+        raise ValueError("DateTime out of range") from None
 
 
 DateTime = strawberry.scalar(

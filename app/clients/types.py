@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Final, TypeAlias, TypeVar, Union
+from typing import Any, Final, TypeAlias, TypeVar, Union
 
 
 class _Unset(enum.Enum):
@@ -119,3 +119,23 @@ class ClientPage:
     has_more: bool
     filters: ClientFilter = field(default_factory=ClientFilter)
     total: int | None = None  # only when asked for
+
+
+def client_to_json(c: Client) -> dict[str, object]:
+    """A client as plain JSON values (stored idempotent outcomes)."""
+    data = asdict(c)
+    data["created_at"] = c.created_at.isoformat()
+    data["updated_at"] = c.updated_at.isoformat()
+    return data
+
+
+def client_from_json(data: dict[str, Any]) -> Client:
+    address = data.get("address")
+    return Client(
+        **{
+            **data,
+            "address": None if address is None else Address(**address),
+            "created_at": datetime.fromisoformat(data["created_at"]),
+            "updated_at": datetime.fromisoformat(data["updated_at"]),
+        }
+    )

@@ -23,8 +23,10 @@ from app.clients.types import (
     NewClient,
     Principal,
 )
-from app.deps import client_service, principal
-from app.errors import PreconditionFailed, UnsupportedMediaType, ValidationFailed
+from app.deps import client_service, principal, services
+from app.errors import DuplicateRfc, PreconditionFailed, UnsupportedMediaType, ValidationFailed
+from app.idempotency import DoNotStore, Outcome, fingerprint
+from app.responses import domain_error_response
 from app.rest.schemas import (
     ClientCreateBody,
     ClientEnvelope,
@@ -44,10 +46,12 @@ _ERROR_DESCRIPTIONS = {
     400: "VALIDATION_ERROR: invalid body, parameters or pagination token",
     401: "UNAUTHORIZED: missing, malformed, unknown or revoked API key",
     404: "NOT_FOUND: no such client in this team and mode",
-    409: "DUPLICATE_RFC, or CLIENT_IN_USE on delete",
+    409: "DUPLICATE_RFC; CLIENT_IN_USE on delete; IDEMPOTENCY_KEY_IN_USE while a first request "
+    "with the same Idempotency-Key runs",
     412: "PRECONDITION_FAILED: If-Match does not match the current ETag",
     413: "PAYLOAD_TOO_LARGE: body over 256 KiB",
     415: "UNSUPPORTED_MEDIA_TYPE: the body must be JSON",
+    422: "IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was used with a different request",
     429: "RATE_LIMITED",
     500: "INTERNAL_ERROR",
     503: "SERVICE_UNAVAILABLE: the database is unreachable",
@@ -163,10 +167,22 @@ def _same(a: str | None, b: str | None, norm: Any) -> bool:
     status_code=201,
     response_model=ClientEnvelope,
     summary="Create a client",
-    responses=_errors(400, 409, 413, 415),
+    responses=_errors(400, 409, 413, 415, 422),
     dependencies=[Depends(require_json)],
 )
-async def create_client(body: ClientCreateBody, who: Auth, request: Request) -> Response:
+async def create_client(
+    body: ClientCreateBody,
+    who: Auth,
+    request: Request,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Up to 255 characters. A retry with the same key within 24 hours gets "
+            "the first response again, byte for byte; with a different body, 422.",
+        ),
+    ] = None,
+) -> Response:
     rfc, email = _alias(body, body.model_fields_set)
     a = body.address
     data = NewClient(
@@ -181,7 +197,41 @@ async def create_client(body: ClientCreateBody, who: Auth, request: Request) -> 
             street=a.street, city=a.city, state=a.state, zip_code=a.zipCode, country=a.country
         ),
     )
-    client = await client_service(request).create(principal=who, data=data)
+    service = client_service(request)
+    if idempotency_key is None:
+        return _created(await service.create(principal=who, data=data))
+
+    async def work() -> Outcome:
+        try:
+            created = _created(await service.create(principal=who, data=data))
+        except DuplicateRfc as exc:  # an answer, kept like a success
+            refused = domain_error_response(request.url.path, exc)
+            return Outcome(refused.status_code, bytes(refused.body).decode(), {})
+        except ValidationFailed as exc:  # not kept: a corrected retry may use the same key
+            raise DoNotStore(exc) from None
+        headers = {k: created.headers[k] for k in ("etag", "location")}
+        return Outcome(created.status_code, bytes(created.body).decode(), headers)
+
+    outcome = await services(request).idempotency.run(
+        principal=who,
+        key=idempotency_key,
+        fingerprint=fingerprint(
+            "POST /v2/clients", body.model_dump(mode="json", exclude_unset=True)
+        ),
+        work=work,
+    )
+    headers = dict(outcome.headers)
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(
+        outcome.body.encode(),
+        status_code=outcome.status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _created(client: Client) -> Response:
     return _json(
         {"data": client_json(client), "message": "Client created successfully"},
         201,
