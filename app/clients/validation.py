@@ -157,23 +157,36 @@ def rfc_query(value: str | None) -> str | None:
 
 
 def parse_date_bound(value: str, *, end: bool) -> datetime:
-    """An ISO 8601 date or date-time; no offset means UTC; a date-only end covers the day."""
+    """An ISO 8601 date or date-time; no offset means UTC; a date-only end covers the day.
+
+    Kept to the millisecond, as creation times are (a start rounds up, an end down), so the
+    bound means the same on every page of a `next` walk, whose token carries milliseconds.
+    """
     text = value.strip()
+    invalid = FieldInvalid("Invalid date: use ISO 8601, e.g. 2024-01-15 or 2024-01-15T10:30:00Z")
     if len(text) > 64:
-        raise FieldInvalid("Invalid date: use ISO 8601, e.g. 2024-01-15 or 2024-01-15T10:30:00Z")
+        raise invalid
     try:
-        if len(text) == 10:
-            d = date.fromisoformat(text)
-            start = datetime.combine(d, time.min, tzinfo=UTC)
-            return start + timedelta(days=1) - timedelta(milliseconds=1) if end else start
-        parsed = datetime.fromisoformat(text)
+        d = date.fromisoformat(text)
     except ValueError:
-        raise FieldInvalid(
-            "Invalid date: use ISO 8601, e.g. 2024-01-15 or 2024-01-15T10:30:00Z"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        pass
+    else:
+        return datetime.combine(d, _END_OF_DAY if end else time.min, tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(text)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.astimezone(UTC)
+        sub_ms = parsed.microsecond % 1000
+        parsed -= timedelta(microseconds=sub_ms)
+        if sub_ms and not end:
+            parsed += timedelta(milliseconds=1)
+    except (ValueError, OverflowError):
+        raise invalid from None
+    return parsed
+
+
+_END_OF_DAY = time(23, 59, 59, 999_000)
 
 
 def aware_utc(value: datetime) -> datetime:
