@@ -47,6 +47,20 @@ _UNAVAILABLE = (
 # plain DBAPIError, so the SQLSTATE is the only reliable sign.
 _UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
 
+# SQLite result codes (and their extended forms) that mean the same: the file is locked past
+# busy_timeout, cannot be opened, read or written, or the disk is full or read-only. Others
+# (SQLITE_ERROR for a missing table or column, SQLITE_CORRUPT...) are faults: 500.
+_UNAVAILABLE_SQLITE_CODES = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_IOERR",
+    "SQLITE_CANTOPEN",
+    "SQLITE_FULL",
+    "SQLITE_READONLY",
+    "SQLITE_PROTOCOL",
+    "SQLITE_NOMEM",
+)
+
 
 def driver_error(exc: BaseException) -> BaseException | None:
     """The driver's own exception behind a SQLAlchemy one (asyncpg's, or sqlite3's)."""
@@ -75,7 +89,10 @@ def is_unavailable(exc: BaseException) -> bool:
         code = sqlstate(exc)
         if code is not None:
             return code[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
-        # SQLite: "database is locked" past busy_timeout, disk I/O errors...
+        name = getattr(driver_error(exc), "sqlite_errorname", None)
+        if isinstance(name, str):
+            return name.startswith(_UNAVAILABLE_SQLITE_CODES)
+        # No code at all (asyncpg's InterfaceError "connection is closed", say).
         return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
     return isinstance(exc, _UNAVAILABLE)
 

@@ -5,21 +5,13 @@ breaks its own database, so it lives apart from the others."""
 from __future__ import annotations
 
 import httpx
-import pytest
 from sqlalchemy import text
 
 from app.db import Database
 from tests.api.gql import create, gql
-from tests.conftest import ENGINE
 from tests.support import Key, new_rfc
 
 
-@pytest.mark.xfail(
-    ENGINE == "sqlite",
-    strict=True,
-    reason="app/db.py is_unavailable() takes every SQLite OperationalError (here 'no such "
-    "column') for an unreachable database: 503 SERVICE_UNAVAILABLE on SQLite, 500 on PostgreSQL",
-)
 async def test_a_broken_schema_is_a_masked_fault_not_an_outage(
     client: httpx.AsyncClient, db: Database, key_a: Key
 ) -> None:

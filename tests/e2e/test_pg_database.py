@@ -427,3 +427,30 @@ async def test_name_search_gives_the_same_answers_on_both_engines(
     on_sqlite = await _search_answers(*sqlite_client)
     assert on_postgres == on_sqlite
     assert on_postgres == QUERIES
+
+
+async def test_sqlite_tells_an_outage_from_a_fault(tmp_path: Path) -> None:
+    """The 503 mapping on the other engine: a database locked past busy_timeout is
+    unavailable; a missing table is a fault of ours (500), not an outage."""
+    import sqlite3
+
+    path = tmp_path / "busy.db"
+    await asyncio.to_thread(upgrade, f"sqlite+aiosqlite:///{path}")
+    db = Database(
+        Settings(
+            _env_file=None, database_url=f"sqlite+aiosqlite:///{path}", sqlite_busy_timeout_ms=100
+        )  # type: ignore[call-arg]
+    )
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(ServiceUnavailable):
+            async with db.write() as session:
+                await session.execute(text("DELETE FROM client_counters WHERE team_id = -1"))
+        holder.execute("ROLLBACK")
+        with pytest.raises(sa_exc.OperationalError):
+            async with db.read() as session:
+                await session.execute(text("SELECT * FROM no_such_table"))
+    finally:
+        holder.close()
+        await db.dispose()
