@@ -1,4 +1,5 @@
-"""README-postgres.md ("Running on PostgreSQL"), run as written.
+"""The README's "Running on PostgreSQL" section (README-postgres.md until it is merged into
+README.md), run as written.
 
 Every ```bash block of the section, in order, in one shell, against a private PostgreSQL
 cluster (fresh, so the role and database names of the README are free). The only changes are
@@ -24,14 +25,22 @@ from tests.e2e.pg_support import ROOT, base_env, free_port, only_on_postgres, pr
 
 pytestmark = [only_on_postgres, pytest.mark.e2e]
 
-README = ROOT / "README-postgres.md"
 BLOCK = re.compile(r"^```bash\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+SECTION = re.compile(r"^## Running on PostgreSQL\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+
+
+def readme_section() -> str:
+    """The section: in README-postgres.md while it stands alone, else in README.md."""
+    for name in ("README-postgres.md", "README.md"):
+        path = ROOT / name
+        if path.exists() and (found := SECTION.search(path.read_text())):
+            return found.group(0)
+    raise AssertionError("no 'Running on PostgreSQL' section in README-postgres.md or README.md")
 
 
 def readme_script(pg_port: int, http_ports: dict[str, int]) -> str:
-    text = README.read_text()
-    blocks = BLOCK.findall(text)
-    assert len(blocks) >= 6, "README-postgres.md lost its steps"
+    blocks = BLOCK.findall(readme_section())
+    assert len(blocks) >= 6, "the 'Running on PostgreSQL' section lost its steps"
     script = "\n".join(blocks)
     assert "5432" in script
     script = script.replace("5432", str(pg_port))
