@@ -28,8 +28,9 @@ from app.main import create_app
 from app.migrate import upgrade
 from tests.support import TEST_SECRET, Key, create_key, new_rfc, unique_team
 
-PG_HOST = "127.0.0.1"
-PG_PORT = 5432
+# The CI server; TEST_PG_HOST / TEST_PG_PORT point the suite at another one.
+PG_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("TEST_PG_PORT", "5432"))
 PG_USER = "postgres"
 ENGINE = os.environ.get("TEST_DATABASE", "sqlite").strip().lower() or "sqlite"
 

@@ -183,6 +183,7 @@ async def create_client(
         ),
     ] = None,
 ) -> Response:
+    _no_query(request)
     rfc, email = _alias(body, body.model_fields_set)
     a = body.address
     data = NewClient(

@@ -722,3 +722,12 @@ async def test_body_limit_is_checked_before_auth_and_media_type(client: httpx.As
     assert_too_large(r)
     r = await client.post("/nowhere", content=b"x" * (LIMIT + 10))
     assert_too_large(r)
+
+
+async def test_query_parameters_on_create_are_400(client: httpx.AsyncClient, key_a: Key) -> None:
+    rfc = new_rfc()
+    r = await client.post(
+        "/v2/clients?dryRun=true", json=client_body(rfc=rfc), headers=key_a.headers
+    )
+    assert_validation_error(r, {"dryRun"})
+    assert (await client.get("/v2/clients", headers=key_a.headers)).json()["totalResults"] == 0

@@ -179,11 +179,12 @@ ServerFactory = Callable[..., Server]
 
 @pytest.fixture
 def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
-    """`server_factory(database_url=..., workers=..., env=...)`: servers stopped after the test."""
+    """`server_factory(database_url=..., workers=..., env=..., workdir=...)`: servers stopped
+    after the test. Pass a previous server's `cwd` as `workdir` to restart on its files."""
     started: list[Server] = []
 
-    def factory(**kwargs: object) -> Server:
-        workdir = tmp_path_factory.mktemp("server")
+    def factory(workdir: Path | None = None, **kwargs: object) -> Server:
+        workdir = workdir or tmp_path_factory.mktemp("server")
         server = start_server(workdir, **kwargs)  # type: ignore[arg-type]
         started.append(server)
         return server

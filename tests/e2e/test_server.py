@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, ServerFactory
 from tests.support import client_body, new_rfc, unique_team
 
 pytestmark = pytest.mark.e2e
@@ -237,3 +238,40 @@ async def test_simultaneous_distinct_creates_all_land(
     assert set(seen) == created
     filtered = await http.get("/v2/clients", params={"name": "ráfaga"}, headers=auth(key))
     assert filtered.json()["totalResults"] == 100
+
+
+# -- start-up and restarts ------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    os.environ.get("TEST_DATABASE", "sqlite") != "sqlite", reason="the embedded default database"
+)
+def test_serve_migrates_a_new_database_and_tokens_survive_a_restart(
+    server_factory: ServerFactory,
+) -> None:
+    """No SECRET_KEY in development: one is generated once into VAR_DIR, so a `next` token
+    from before a restart still works after it."""
+    first = server_factory(env={"SECRET_KEY": ""})
+    workdir = first.cwd
+    # A database file that did not exist: serve created and migrated it (ready = at head).
+    assert (workdir / "clients.db").exists()
+    assert httpx.get(f"{first.base_url}/readyz").status_code == 200
+    key = first.create_key("restart")
+    for i in range(3):
+        r = httpx.post(
+            f"{first.base_url}/v2/clients", json=client_body(name=f"R{i}"), headers=auth(key)
+        )
+        assert r.status_code == 201, r.text
+    page = httpx.get(f"{first.base_url}/v2/clients", params={"limit": 1}, headers=auth(key))
+    token = page.json()["next"]
+    assert token
+    secret = (workdir / "var" / "secret_key").read_text().strip()
+    assert len(secret) >= 32
+    first.stop()
+
+    second = server_factory(workdir=workdir, env={"SECRET_KEY": ""})
+    assert (workdir / "var" / "secret_key").read_text().strip() == secret
+    rest = httpx.get(f"{second.base_url}/v2/clients", params={"next": token}, headers=auth(key))
+    assert rest.status_code == 200, rest.text
+    assert [c["name"] for c in rest.json()["data"]] == ["R1"]
+    assert rest.json()["totalResults"] == 3
