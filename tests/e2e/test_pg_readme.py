@@ -1,5 +1,4 @@
-"""The README's "Running on PostgreSQL" section (README-postgres.md until it is merged into
-README.md), run as written.
+"""The README's "Running on PostgreSQL" section, run as written.
 
 Every ```bash block of the section, in order, in one shell, against a private PostgreSQL
 cluster (fresh, so the role and database names of the README are free). The only changes are
@@ -30,12 +29,9 @@ SECTION = re.compile(r"^## Running on PostgreSQL\n.*?(?=^## |\Z)", re.MULTILINE 
 
 
 def readme_section() -> str:
-    """The section: in README-postgres.md while it stands alone, else in README.md."""
-    for name in ("README-postgres.md", "README.md"):
-        path = ROOT / name
-        if path.exists() and (found := SECTION.search(path.read_text())):
-            return found.group(0)
-    raise AssertionError("no 'Running on PostgreSQL' section in README-postgres.md or README.md")
+    found = SECTION.search((ROOT / "README.md").read_text())
+    assert found, "no 'Running on PostgreSQL' section in README.md"
+    return found.group(0)
 
 
 def readme_script(pg_port: int, http_ports: dict[str, int]) -> str:
