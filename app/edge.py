@@ -18,6 +18,7 @@ import orjson
 
 MAX_BODY = 256 * 1024
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_OPERATION_NAME_RE = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,127}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 Scope = MutableMapping[str, Any]
@@ -149,8 +150,7 @@ def _request_id(scope: Scope) -> str:
 async def _limited_body(scope: Scope, receive: Receive) -> Receive | None:
     """Read the body up front, counting bytes as they stream (chunked bodies have no
     Content-Length); None when it is over the limit. Returns a receive that replays it."""
-    if scope.get("method") not in _BODY_METHODS:
-        return receive
+    # A declared size is refused on every method (a GET may carry a body too)...
     for name, value in scope.get("headers", []):
         if name == b"content-length":
             try:
@@ -158,6 +158,9 @@ async def _limited_body(scope: Scope, receive: Receive) -> Receive | None:
                     return None
             except ValueError:
                 pass
+    # ...but only the methods whose bodies are read are counted as they stream.
+    if scope.get("method") not in _BODY_METHODS:
+        return receive
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -210,7 +213,9 @@ def _log_request(
     if not log.isEnabledFor(logging.INFO):
         return
     # Never the query string, a header or a body: RFCs, emails and phones are personal data.
-    route = state.get("route") or scope.get("path", "")
+    # The route is the matched template (`/v2/clients/{clientId}`), never the path as sent:
+    # an unknown path may carry anything.
+    route = getattr(scope.get("route"), "path", None)
     record = {
         "request_id": request_id,
         "method": scope.get("method"),
@@ -219,6 +224,8 @@ def _log_request(
         "latency_ms": round((time.perf_counter() - started) * 1000, 2),
         "team_id": state.get("team_id"),
     }
-    if state.get("operation"):
-        record["operation"] = state["operation"]
+    operation = state.get("operation")
+    if operation:
+        # The GraphQL operationName comes in the body: logged only when it is a GraphQL name.
+        record["operation"] = operation if _OPERATION_NAME_RE.match(operation) else "<invalid>"
     log.info(orjson.dumps(record).decode())

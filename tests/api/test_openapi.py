@@ -10,6 +10,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
+from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import ignored_auth
 
 from app.config import Settings
@@ -116,7 +117,7 @@ async def st_key(db: Any) -> Key:
 
 
 @pytest.fixture(scope="module")
-def st_schema(settings: Settings) -> Any:
+def st_schema(settings: Settings) -> Iterator[Any]:
     # An app of its own: schemathesis drives it from its own event loop (a portal thread), so
     # its database connections must not be those of the suite's loop.
     app = create_app(settings)
@@ -132,7 +133,10 @@ def st_schema(settings: Settings) -> Any:
             }
         }
     )
-    return schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
+    yield schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
+    # Run the app's shutdown (it closes its pool) in schemathesis' loop, before the
+    # module's database goes away.
+    shutdown_lifespans()
 
 
 CASES = [

@@ -731,3 +731,15 @@ async def test_query_parameters_on_create_are_400(client: httpx.AsyncClient, key
     )
     assert_validation_error(r, {"dryRun"})
     assert (await client.get("/v2/clients", headers=key_a.headers)).json()["totalResults"] == 0
+
+
+async def test_declared_oversize_body_is_413_on_any_method(
+    client: httpx.AsyncClient, key_a: Key
+) -> None:
+    for method in ("GET", "DELETE", "OPTIONS"):
+        r = await client.request(
+            method, "/v2/clients", content=b"x" * (LIMIT + 1), headers=key_a.headers
+        )
+        assert_too_large(r)
+    r = await client.request("GET", "/v2/clients", content=b"x" * LIMIT, headers=key_a.headers)
+    assert r.status_code == 200
