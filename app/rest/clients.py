@@ -5,6 +5,7 @@ Handlers only translate: request → service input, domain result → the docume
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -118,14 +119,31 @@ def etag(c: Client) -> str:
     return f'"{to_ms(c.updated_at)}"'
 
 
-def _if_match(value: str | None) -> Any:
-    """The updatedAt an If-Match header expects (None for absent or `*`)."""
+def _if_match_tags(value: str | None) -> list[int] | None:
+    """The updatedAt milliseconds an If-Match header accepts; None for absent or `*`.
+    A malformed header matches nothing."""
     if value is None or value.strip() == "*":
         return None
-    tag = value.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit() or len(tag) > 15:
-        raise ValueError("bad If-Match")
-    return from_ms(int(tag))
+    tags = []
+    for part in value.split(","):
+        tag = part.strip().removeprefix("W/").strip('"')
+        tags.append(int(tag) if tag.isdigit() and len(tag) <= 15 else -1)
+    return tags
+
+
+async def _expected_updated_at(
+    request: Request, who: Principal, client_id: str, if_match: str | None
+) -> datetime | None:
+    """What the service must find as updatedAt for an If-Match precondition (or None)."""
+    tags = _if_match_tags(if_match)
+    if tags is None:
+        return None
+    if len(tags) == 1 and tags[0] >= 0:
+        return from_ms(tags[0])
+    current = await client_service(request).get(principal=who, client_id=client_id)
+    if to_ms(current.updated_at) in tags:
+        return current.updated_at  # the service checks it again inside its transaction
+    raise PreconditionFailed(current.id, current.updated_at)
 
 
 def _alias(body: _ClientBody, fields: set[str]) -> tuple[Any, Any]:
@@ -249,8 +267,15 @@ def _created(client: Client) -> Response:
 async def list_clients(
     request: Request,
     who: Auth,
-    limit: Annotated[int | None, Query(ge=1, le=100, description="1..100, default 20")] = None,
-    offset: Annotated[int | None, Query(ge=0, le=10_000, description="0..10,000")] = None,
+    # Bounds are documented here and checked by the service, so REST and GraphQL say the same.
+    limit: Annotated[
+        int | None,
+        Query(description="1..100, default 20", json_schema_extra={"minimum": 1, "maximum": 100}),
+    ] = None,
+    offset: Annotated[
+        int | None,
+        Query(description="0..10,000", json_schema_extra={"minimum": 0, "maximum": 10_000}),
+    ] = None,
     name: Annotated[
         str | None, Query(max_length=300, description="Partial, case- and accent-insensitive")
     ] = None,
@@ -279,7 +304,7 @@ async def list_clients(
                 {k: "Not allowed with next: the token carries the query" for k in sorted(others)}
             )
         filters, token_limit, after = service.parse_next_token(who, next_)
-        page_limit = limit or token_limit
+        page_limit = token_limit if limit is None else limit
     else:
         errors: dict[str, str] = {}
         bounds: dict[str, Any] = {}
@@ -298,7 +323,7 @@ async def list_clients(
             created_from=bounds.get("from"),
             created_to=bounds.get("to"),
         )
-        page_limit = limit or 20
+        page_limit = 20 if limit is None else limit
     try:
         page = await service.list(
             principal=who,
@@ -387,11 +412,7 @@ async def _update(
         phone=body.phone if "phone" in fields else UNSET,
         address=address,
     )
-    try:
-        expected = _if_match(if_match)
-    except ValueError:
-        current = await client_service(request).get(principal=who, client_id=client_id)
-        raise PreconditionFailed(current.id, current.updated_at) from None
+    expected = await _expected_updated_at(request, who, client_id, if_match)
     client = await client_service(request).update(
         principal=who, client_id=client_id, patch=patch, expected_updated_at=expected
     )
@@ -452,11 +473,7 @@ async def delete_client(
 ) -> Response:
     _no_query(request)
     service = client_service(request)
-    try:
-        expected = _if_match(if_match)
-    except ValueError:
-        current = await service.get(principal=who, client_id=clientId)
-        raise PreconditionFailed(current.id, current.updated_at) from None
+    expected = await _expected_updated_at(request, who, clientId, if_match)
     deleted = await service.delete(principal=who, client_id=clientId, expected_updated_at=expected)
     return _json(
         {"data": {"id": deleted, "deleted": True}, "message": "Client deleted successfully"}

@@ -14,16 +14,15 @@ _FORBID = ConfigDict(extra="forbid")
 class AddressBody(BaseModel):
     model_config = _FORBID
 
-    street: StrictStr | None = Field(None, max_length=10_000, examples=["Av. Insurgentes Sur 123"])
-    city: StrictStr | None = Field(None, max_length=10_000, examples=["Ciudad de México"])
-    state: StrictStr | None = Field(None, max_length=10_000, examples=["CDMX"])
+    street: StrictStr | None = Field(None, examples=["Av. Insurgentes Sur 123"])
+    city: StrictStr | None = Field(None, examples=["Ciudad de México"])
+    state: StrictStr | None = Field(None, examples=["CDMX"])
     zipCode: StrictStr | None = Field(
         None,
-        max_length=10_000,
         description="Five digits for an address in Mexico",
         examples=["03100"],
     )
-    country: StrictStr | None = Field(None, max_length=10_000, examples=["México"])
+    country: StrictStr | None = Field(None, examples=["México"])
 
 
 class ClientRefBody(BaseModel):
@@ -31,20 +30,18 @@ class ClientRefBody(BaseModel):
 
     model_config = _FORBID
 
-    rfc: StrictStr | None = Field(None, max_length=10_000)
-    email: StrictStr | None = Field(None, max_length=10_000)
+    rfc: StrictStr | None = Field(None)
+    email: StrictStr | None = Field(None)
 
 
 class _ClientBody(BaseModel):
-    name: StrictStr | None = Field(None, max_length=10_000, description="Display name, 1..300")
+    name: StrictStr | None = Field(None, description="Display name, 1..300")
     rfc: StrictStr | None = Field(
-        None, max_length=10_000, description="RFC: 12 (persona moral) or 13 (persona física)"
+        None, description="RFC: 12 (persona moral) or 13 (persona física)"
     )
-    legalName: StrictStr | None = Field(None, max_length=10_000, description="Up to 300")
-    email: StrictStr | None = Field(None, max_length=10_000, description="Up to 254")
-    phone: StrictStr | None = Field(
-        None, max_length=10_000, description="A possible phone number; Mexico by default"
-    )
+    legalName: StrictStr | None = Field(None, description="Up to 300")
+    email: StrictStr | None = Field(None, description="Up to 254")
+    phone: StrictStr | None = Field(None, description="A possible phone number; Mexico by default")
     address: AddressBody | None = None
     client: ClientRefBody | None = Field(None, description="Alias of the top-level rfc and email")
     # Read-only fields of a client as returned: accepted and ignored, so a GET can be sent back.
