@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = Field(default=30, ge=1)
     graphql_max_tokens: int = Field(default=2000, ge=10)
     graphql_max_cost: int = Field(default=5000, ge=1)
+    # Plain `clients`/`client` queries run on a compiled plan instead of the field-by-field
+    # executor (schema/fast.py); the answers are the same. false sends every document
+    # through Strawberry's executor.
+    graphql_fast_path: bool = True
 
     log_level: str = "INFO"
 

@@ -4,6 +4,10 @@ Strawberry's own router answers some malformed bodies with text/plain or a 500 a
 the context before it knows whether a request is only the GraphiQL page; this endpoint does
 the HTTP part itself (JSON in and out, authentication, status codes) and hands validated
 requests to `Schema.execute`, with parser and validation caches and document limits.
+
+Plain `clients`/`client` queries are first offered to the compiled fast path
+(schema/fast.py, GRAPHQL_FAST_PATH): it answers them with the same bytes, or gives the request
+back untouched, and everything it does not answer (errors included) is answered below.
 """
 
 from __future__ import annotations
@@ -14,10 +18,9 @@ from functools import partial
 from typing import Any
 
 import orjson
-import strawberry
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
-from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
+from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaxTokensLimiter,
@@ -31,8 +34,9 @@ from strawberry.types.graphql import OperationType
 from app.config import Settings
 from app.deps import authenticate, services
 from app.errors import DomainError, ValidationFailed
-from schema import build_schema
+from schema import GatewaySchema, build_schema
 from schema.context import Context
+from schema.fast import FastPath
 from schema.limits import validation_rules
 
 log = logging.getLogger("clients.graphql")
@@ -48,14 +52,24 @@ _JSON_TYPES = ("application/json", "application/graphql-response+json")
 _CACHE_SIZE = 256
 
 
-def build_gateway_schema(settings: Settings) -> strawberry.Schema:
-    rules = validation_rules(
+def document_rules(settings: Settings) -> list[type[ASTValidationRule]]:
+    """The validation rules added to graphql-core's: the standard path and the fast path
+    validate with these same classes."""
+    rules: list[type[ASTValidationRule]] = validation_rules(
         max_depth=settings.graphql_max_depth,
         max_aliases=settings.graphql_max_aliases,
         max_cost=settings.graphql_max_cost,
     )
     if settings.is_production:
         rules.append(NoSchemaIntrospectionCustomRule)
+    return rules
+
+
+def build_gateway_schema(
+    settings: Settings, rules: list[type[ASTValidationRule]] | None = None
+) -> GatewaySchema:
+    if rules is None:
+        rules = document_rules(settings)
     return build_schema(
         extensions=[
             partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens),
@@ -98,7 +112,14 @@ def _ide_page() -> str:
 
 
 def mount_graphql(app: FastAPI, settings: Settings) -> None:
-    schema = build_gateway_schema(settings)
+    rules = document_rules(settings)
+    schema = build_gateway_schema(settings, rules)
+    fast = None
+    if settings.graphql_fast_path:
+        fast = FastPath(
+            schema, rules=rules, max_tokens=settings.graphql_max_tokens, cache_size=_CACHE_SIZE
+        )
+    app.state.graphql_fast_path = fast  # None when off; its counters say what it answered
     production = settings.is_production
     ide_html = None if production else _ide_page()
     router = APIRouter(tags=["graphql"])
@@ -147,11 +168,17 @@ def mount_graphql(app: FastAPI, settings: Settings) -> None:
         if operation_name is not None and not isinstance(operation_name, str):
             return _bad_request("`operationName` must be a string")
         request.state.operation = operation_name
+        context = Context(principal=principal, services=services(request))
+        if fast is not None and (plan := fast.plan(query, operation_name)) is not None:
+            data = await fast.run(plan, context, variables)
+            if data is not None:
+                return _json_response({"data": data})
+            # Not answered there (a bad argument, say): the standard path answers, errors too.
         try:
             result = await schema.execute(
                 query,
                 variable_values=variables,
-                context_value=Context(principal=principal, services=services(request)),
+                context_value=context,
                 operation_name=operation_name,
                 allowed_operation_types=_ALLOWED,
             )
@@ -175,9 +202,13 @@ def mount_graphql(app: FastAPI, settings: Settings) -> None:
         # Errors before execution (syntax, validation, variables) come without it.
         if result.data is not None or not result.errors or any(e.path for e in result.errors):
             payload["data"] = result.data
-        return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+        return _json_response(payload, status)
 
     app.include_router(router)
+
+
+def _json_response(payload: dict[str, Any], status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
 def _format_error(

@@ -55,10 +55,9 @@ _ARGUMENT_NAMES = {
 
 
 def _check_arguments(
-    info: Info, filters: DomainFilter, first: int, after: str | None, offset: int
+    ctx: Context, filters: DomainFilter, first: int, after: str | None, offset: int
 ) -> Position | None:
     """The position `after` names; every bad argument at once (ValidationFailed) otherwise."""
-    ctx = info.context
     errors: dict[str, str] = {}
     position = None
     try:
@@ -80,13 +79,53 @@ def _check_arguments(
     return position
 
 
+# The bodies of the root fields, shared with schema/fast.py (which calls them with the
+# arguments Strawberry would pass, by the same names), so neither path owns a rule.
+
+
+async def find_client(ctx: Context, *, id: str) -> Client:
+    found = await ctx.services.clients.get(principal=ctx.principal, client_id=str(id))
+    return Client.from_domain(found)
+
+
+async def list_clients(
+    ctx: Context,
+    *,
+    first: int,
+    filter: ClientFilter | None = None,
+    after: str | None = None,
+    offset: int | None = None,
+) -> ClientConnection:
+    service = ctx.services.clients
+    filters = filter.to_domain() if filter is not None else DomainFilter()
+    position = _check_arguments(ctx, filters, first, after, offset or 0)
+    page = await service.list(
+        principal=ctx.principal,
+        filters=filters,
+        limit=first,
+        offset=offset or 0,
+        after=position,
+    )
+    nodes = [Client.from_domain(c) for c in page.items]
+    positions = page.positions
+    return ClientConnection(
+        nodes=nodes,
+        page_info=PageInfo(
+            has_next_page=page.has_more,
+            has_previous_page=after is not None or bool(offset),
+            start_cursor=service.cursor(ctx.principal, positions[0]) if positions else None,
+            end_cursor=service.cursor(ctx.principal, positions[-1]) if positions else None,
+        ),
+        _page=page,
+        _principal=ctx.principal,
+    )
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="One client of the caller's team and mode")
     async def client(self, info: Info, id: strawberry.ID) -> ClientResult:
-        ctx = info.context
-        found = await ctx.services.clients.get(principal=ctx.principal, client_id=str(id))
-        return Client.from_domain(found)
+        return await find_client(info.context, id=id)
 
     @strawberry.field(
         description="Clients, newest first. `after` takes an `endCursor` (send the same filter "
@@ -100,29 +139,8 @@ class Query:
         after: str | None = None,
         offset: int | None = None,
     ) -> ClientConnection:
-        ctx = info.context
-        service = ctx.services.clients
-        filters = filter.to_domain() if filter is not None else DomainFilter()
-        position = _check_arguments(info, filters, first, after, offset or 0)
-        page = await service.list(
-            principal=ctx.principal,
-            filters=filters,
-            limit=first,
-            offset=offset or 0,
-            after=position,
-        )
-        nodes = [Client.from_domain(c) for c in page.items]
-        positions = page.positions
-        return ClientConnection(
-            nodes=nodes,
-            page_info=PageInfo(
-                has_next_page=page.has_more,
-                has_previous_page=after is not None or bool(offset),
-                start_cursor=service.cursor(ctx.principal, positions[0]) if positions else None,
-                end_cursor=service.cursor(ctx.principal, positions[-1]) if positions else None,
-            ),
-            _page=page,
-            _principal=ctx.principal,
+        return await list_clients(
+            info.context, filter=filter, first=first, after=after, offset=offset
         )
 
 

@@ -10,6 +10,7 @@ import strawberry
 from app.clients import types as domain
 
 if TYPE_CHECKING:
+    from app.clients.service import ClientService
     from schema.context import Context
 
 
@@ -85,17 +86,22 @@ class ClientConnection:
     _page: strawberry.Private[domain.ClientPage]
     _principal: strawberry.Private[domain.Principal]
 
-    @strawberry.field
-    def edges(self, info: strawberry.Info[Context, None]) -> list[ClientEdge]:
+    def make_edges(self, service: ClientService) -> list[ClientEdge]:
+        """`edges`, for the resolver below and for schema/fast.py."""
         # Cursors are signed: computed only when edges are selected.
-        service = info.context.services.clients
         return [
             ClientEdge(cursor=service.cursor(self._principal, pos), node=node)
             for pos, node in zip(self._page.positions, self.nodes, strict=True)
         ]
 
+    async def count_matches(self, service: ClientService) -> int:
+        """`totalCount`, for the resolver below and for schema/fast.py."""
+        return await service.count(principal=self._principal, filters=self._page.filters)
+
+    @strawberry.field
+    def edges(self, info: strawberry.Info[Context, None]) -> list[ClientEdge]:
+        return self.make_edges(info.context.services.clients)
+
     @strawberry.field(description="Exact number of matches of the filter; computed only when asked")
     async def total_count(self, info: strawberry.Info[Context, None]) -> int:
-        return await info.context.services.clients.count(
-            principal=self._principal, filters=self._page.filters
-        )
+        return await self.count_matches(info.context.services.clients)
