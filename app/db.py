@@ -103,6 +103,9 @@ def _sqlite_engine(settings: Settings, *, immediate: bool) -> AsyncEngine:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
         url,
+        # A failing statement's message would otherwise carry its parameters (RFCs, emails)
+        # into the trace that is logged.
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
@@ -144,6 +147,7 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
         connect_args["command_timeout"] = settings.db_statement_timeout_ms / 1000 + 1
     return create_async_engine(
         settings.database_url,
+        hide_parameters=True,  # no RFC or email in a logged trace (see _sqlite_engine)
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,

@@ -52,6 +52,48 @@ _JSON_TYPES = ("application/json", "application/graphql-response+json")
 _CACHE_SIZE = 256
 
 
+# What /openapi.json says of POST /graphql (the handler reads the body itself).
+_OPENAPI_REQUEST: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["query"],
+                "properties": {
+                    "query": {"type": "string", "pattern": r"\S"},
+                    "variables": {"type": ["object", "null"]},
+                    "operationName": {"type": ["string", "null"]},
+                },
+            }
+        }
+    },
+}
+_GRAPHQL_BODY = {
+    "type": "object",
+    "properties": {
+        "data": {"type": ["object", "null"]},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def _documented(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _GRAPHQL_BODY}}}
+
+
+_OPENAPI_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: _documented("A GraphQL response: business errors are data, bad documents `errors`"),
+    400: _documented("VALIDATION_ERROR: the body is not a JSON object with a `query` string"),
+    401: _documented("UNAUTHORIZED: missing, malformed, unknown or revoked API key"),
+    413: _documented("PAYLOAD_TOO_LARGE: body over 256 KiB"),
+    415: _documented("UNSUPPORTED_MEDIA_TYPE: the body must be JSON"),
+    429: _documented("RATE_LIMITED"),
+    500: _documented("INTERNAL_ERROR"),
+    503: _documented("SERVICE_UNAVAILABLE: the database is unreachable"),
+}
+
+
 def document_rules(settings: Settings) -> list[type[ASTValidationRule]]:
     """The validation rules added to graphql-core's: the standard path and the fast path
     validate with these same classes."""
@@ -146,6 +188,8 @@ def mount_graphql(app: FastAPI, settings: Settings) -> None:
         summary="GraphQL endpoint",
         description="POST {query, variables, operationName} as JSON. Explore the schema in "
         "GraphiQL (GET /graphql in a browser, development only).",
+        responses=_OPENAPI_RESPONSES,
+        openapi_extra={"requestBody": _OPENAPI_REQUEST},
     )
     async def graphql_post(request: Request) -> Response:
         principal = await authenticate(request)

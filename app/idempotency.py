@@ -61,9 +61,39 @@ class Outcome:
 
 
 def fingerprint(operation: str, payload: Any) -> str:
-    """What was asked, canonically: key order and whitespace do not matter."""
-    data = orjson.dumps([operation, payload], option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(data).hexdigest()
+    """What was asked, canonically: key order and whitespace do not matter.
+
+    Any JSON value hashes, whatever a body holds: integers past 64 bits (and past Python's
+    4,300-digit str() limit: they are hashed in hex), lone surrogates, NaN. A JSON encoder
+    refuses some of those, and the fingerprint is taken before the body is validated.
+    """
+    digest = hashlib.sha256()
+    _feed(digest, [operation, payload])
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, value: Any) -> None:
+    """A type-tagged, length-prefixed encoding of `value` into `digest`."""
+    if value is None or isinstance(value, bool):
+        digest.update(b"n" if value is None else b"t" if value else b"f")
+    elif isinstance(value, int):
+        digest.update(b"i" + hex(value).encode() + b";")
+    elif isinstance(value, float):
+        digest.update(b"d" + value.hex().encode() + b";")
+    elif isinstance(value, str):
+        raw = value.encode("utf-8", "surrogatepass")
+        digest.update(b"s%d:" % len(raw) + raw)
+    elif isinstance(value, dict):
+        digest.update(b"{%d:" % len(value))
+        for key in sorted(value, key=str):
+            _feed(digest, str(key))
+            _feed(digest, value[key])
+    elif isinstance(value, list | tuple):
+        digest.update(b"[%d:" % len(value))
+        for item in value:
+            _feed(digest, item)
+    else:
+        _feed(digest, repr(value))
 
 
 def check_key(key: str, field: str = HEADER) -> str:

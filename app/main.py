@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +20,7 @@ from app.config import Settings, get_settings
 from app.deps import Services
 from app.edge import EdgeMiddleware, error_body
 from app.errors import DomainError, ServiceUnavailable, ValidationFailed
+from app.logging_setup import configure_logging
 from app.migrate import is_at_head
 from app.responses import domain_error_response
 
@@ -79,7 +81,11 @@ def _document_errors_only_as_they_are(app: FastAPI) -> None:
             for item in doc.get("paths", {}).values():
                 for op in item.values():
                     if isinstance(op, dict):
-                        op.get("responses", {}).pop("422", None)
+                        responses = op.get("responses", {})
+                        # Only FastAPI's own; a 422 a route declares (IDEMPOTENCY_KEY_REUSED)
+                        # is a real answer.
+                        if "HTTPValidationError" in orjson.dumps(responses.get("422")).decode():
+                            responses.pop("422")
             schemas = doc.get("components", {}).get("schemas", {})
             for name in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(name, None)
@@ -89,9 +95,29 @@ def _document_errors_only_as_they_are(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods /openapi.json documents for this path (the Allow header of a 405):
+    Starlette's names those of the first route on the path only. GET /graphql, the IDE page,
+    is not documented; its own 405 says Allow: POST as well."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, item in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods.update(m.upper() for m in item if m.upper() in _METHOD_ORDER)
+    return ", ".join(sorted(methods, key=_METHOD_ORDER.index))
+
+
 def create_app(settings: Settings | None = None) -> Any:
     """The FastAPI app wrapped in the edge middleware (what servers and tests run)."""
     settings = settings or get_settings()
+    if not logging.getLogger().handlers:
+        # A worker of `serve --workers N` is a new process that has not inherited the logging
+        # `serve` set up: without this, its access lines (INFO) would go nowhere.
+        configure_logging(settings.log_level)
     services = Services.build(settings)
 
     @asynccontextmanager
@@ -137,6 +163,8 @@ def create_app(settings: Settings | None = None) -> Any:
                 summary="The requested route does not exist",
             )
         elif exc.status_code == 405:
+            # Starlette's Allow names the methods of the first route on this path only.
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
             body = error_body(
                 path,
                 code="METHOD_NOT_ALLOWED",

@@ -37,6 +37,7 @@ from app.rest.schemas import (
     DeletedEnvelope,
     ErrorEnvelope,
     _ClientBody,
+    not_null,
 )
 from app.timefmt import format_timestamp
 
@@ -59,12 +60,38 @@ _ERROR_DESCRIPTIONS = {
 }
 
 
+def idempotency_key_schema(schema: dict[str, Any]) -> None:
+    not_null(schema)
+    schema.update(minLength=1, maxLength=255)
+
+
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     common = (401, 429, 500, 503)
     return {
         s: {"model": ErrorEnvelope, "description": _ERROR_DESCRIPTIONS[s]}
         for s in sorted({*statuses, *common})
     }
+
+
+# OpenAPI links: from an answer that carries a client to what may be done with it next (its
+# id, and its ETag as If-Match), so generated call sequences can follow them.
+_ITEM = "#/paths/~1v2~1clients~1{clientId}"
+_NEXT = {
+    "GetClient": "get",
+    "UpdateClient": "put",
+    "PatchClient": "patch",
+    "DeleteClient": "delete",
+}
+
+
+def _client_links(status: int) -> dict[int | str, dict[str, Any]]:
+    links = {}
+    for name, method in _NEXT.items():
+        parameters = {"clientId": "$response.body#/data/id"}
+        if method != "get":
+            parameters["header.If-Match"] = "$response.header.ETag"
+        links[name] = {"operationRef": f"{_ITEM}/{method}", "parameters": parameters}
+    return {status: {"links": links}}
 
 
 router = APIRouter(
@@ -185,7 +212,7 @@ def _same(a: str | None, b: str | None, norm: Any) -> bool:
     status_code=201,
     response_model=ClientEnvelope,
     summary="Create a client",
-    responses=_errors(400, 409, 413, 415, 422),
+    responses={**_errors(400, 409, 413, 415, 422), **_client_links(201)},
     dependencies=[Depends(require_json)],
 )
 async def create_client(
@@ -198,6 +225,8 @@ async def create_client(
             alias="Idempotency-Key",
             description="Up to 255 characters. A retry with the same key within 24 hours gets "
             "the first response again, byte for byte; with a different body, 422.",
+            # Documented only: app/idempotency.py checks the key (one rule, both transports).
+            json_schema_extra=idempotency_key_schema,
         ),
     ] = None,
 ) -> Response:
@@ -373,7 +402,7 @@ def _no_query(request: Request) -> None:
     "/{clientId}",
     response_model=ClientEnvelope,
     summary="Get a client by id",
-    responses=_errors(400, 404),
+    responses={**_errors(400, 404), **_client_links(200)},
 )
 async def get_client(clientId: ClientId, who: Auth, request: Request) -> Response:
     _no_query(request)
@@ -432,7 +461,7 @@ IfMatch = Annotated[
     "/{clientId}",
     response_model=ClientEnvelope,
     summary="Update a client (partial, JSON merge-patch)",
-    responses=_errors(400, 404, 409, 412, 413, 415),
+    responses={**_errors(400, 404, 409, 412, 413, 415), **_client_links(200)},
     dependencies=[Depends(require_json)],
 )
 async def put_client(
@@ -449,7 +478,7 @@ async def put_client(
     "/{clientId}",
     response_model=ClientEnvelope,
     summary="Update a client (JSON merge-patch)",
-    responses=_errors(400, 404, 409, 412, 413, 415),
+    responses={**_errors(400, 404, 409, 412, 413, 415), **_client_links(200)},
     dependencies=[Depends(require_json)],
 )
 async def patch_client(

@@ -11,6 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 _FORBID = ConfigDict(extra="forbid")
 
 
+def not_null(schema: dict[str, Any]) -> None:
+    """Documents an optional field as never null: the model takes null only so that the 400
+    names the field, which a request cannot usefully send."""
+    variants = schema.pop("anyOf", None)
+    if variants:
+        schema.update(next(v for v in variants if v.get("type") != "null"))
+
+
 class AddressBody(BaseModel):
     model_config = _FORBID
 
@@ -35,15 +43,25 @@ class ClientRefBody(BaseModel):
 
 
 class _ClientBody(BaseModel):
-    name: StrictStr | None = Field(None, description="Display name, 1..300")
+    # null is accepted by the model only so that the service names the field in its 400
+    # ("Name is required"); the schema says what a request may send: a string.
+    name: StrictStr | None = Field(
+        None, description="Display name, 1..300", json_schema_extra=not_null
+    )
     rfc: StrictStr | None = Field(
-        None, description="RFC: 12 (persona moral) or 13 (persona física)"
+        None,
+        description="RFC: 12 (persona moral) or 13 (persona física)",
+        json_schema_extra=not_null,
     )
     legalName: StrictStr | None = Field(None, description="Up to 300")
     email: StrictStr | None = Field(None, description="Up to 254")
     phone: StrictStr | None = Field(None, description="A possible phone number; Mexico by default")
     address: AddressBody | None = None
-    client: ClientRefBody | None = Field(None, description="Alias of the top-level rfc and email")
+    client: ClientRefBody | None = Field(
+        None,
+        description="Alias of the top-level rfc and email (null is a 400)",
+        json_schema_extra=not_null,
+    )
     # Read-only fields of a client as returned: accepted and ignored, so a GET can be sent back.
     id: Any = Field(None, description="Read-only; ignored")
     timestamp: Any = Field(None, description="Read-only; ignored")
