@@ -42,6 +42,7 @@ from schema.limits import validation_rules
 log = logging.getLogger("clients.graphql")
 
 # graphql-core's suggestions ("Did you mean 'name'?") end at the first "?": names have none.
+_ARGUMENT_ERROR = re.compile(r"^Argument '(\w+)'")
 _SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
 # A variable value that cannot be coerced: "Variable '$f' has invalid value at .createdFrom: …"
 _VARIABLE_ERROR = re.compile(
@@ -284,9 +285,12 @@ def _format_error(
         message = formatted["message"]
         field = "variables" if message.startswith("Variable ") else "query"
         match = _VARIABLE_ERROR.match(message)
+        argument = _ARGUMENT_ERROR.match(message)
         if match:
             field = f"${match[1]}{match[2] or ''}"
             message = message[match.end() :]
+        elif argument:
+            field = argument[1]
         formatted["extensions"] = {
             "code": "VALIDATION_ERROR",
             "fields": [{"field": field, "message": message}],
@@ -308,5 +312,9 @@ def _format_error(
 
 
 def _is_coercion_error(error: GraphQLError) -> bool:
-    # Variable values that fail scalar parsing carry the ValueError as original_error.
-    return isinstance(error.original_error, (ValueError, GraphQLError)) and not error.path
+    # Variable values that fail scalar parsing carry the ValueError as original_error; an
+    # argument refused while a field runs (a null variable for `first: Int!`) a GraphQLError.
+    original = error.original_error
+    return isinstance(original, GraphQLError) or (
+        isinstance(original, ValueError) and not error.path
+    )

@@ -132,6 +132,8 @@ def create_app(settings: Settings | None = None) -> Any:
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        # `/v2/clients/` is an unknown route (404), not a redirect to `/v2/clients`.
+        redirect_slashes=False,
     )
     app.state.services = services
     if settings.cors_origin_list:

@@ -99,7 +99,8 @@ def safe_depth_validator(max_depth: int) -> type[ValidationRule]:
 
     class DepthRule(depth_rule):  # type: ignore[misc, valid-type]
         def __init__(self, context: ValidationContext) -> None:
-            if _unknown_fragment_spread(context.document):
+            # Documents other rules refuse anyway, and on which this one would crash.
+            if _unknown_fragment_spread(context.document) or _empty_selection(context.document):
                 ValidationRule.__init__(self, context)
             else:
                 super().__init__(context)
@@ -119,9 +120,30 @@ def _unknown_fragment_spread(document: DocumentNode) -> bool:
     return not spreads <= known
 
 
+def _empty_selection(document: DocumentNode) -> bool:
+    found = False
+
+    class Empty(Visitor):
+        def enter_selection_set(self, node: SelectionSetNode, *_: Any) -> None:
+            nonlocal found
+            found = found or not node.selections
+
+    visit(document, Empty())
+    return found
+
+
+class NoEmptySelectionSets(ValidationRule):
+    """`{ clients { } }`: graphql-core 3.3 parses it, the GraphQL grammar does not allow it."""
+
+    def enter_selection_set(self, node: SelectionSetNode, *_: Any) -> None:
+        if not node.selections:
+            self.report_error(GraphQLError("Selection sets must not be empty", node))
+
+
 def validation_rules(*, max_depth: int, max_aliases: int, max_cost: int) -> list[Any]:
     """Built once per process: the validation cache keys on the rule classes."""
     return [
+        NoEmptySelectionSets,
         safe_depth_validator(max_depth),
         aliases_validator(max_aliases),
         cost_validator(max_cost),
