@@ -204,7 +204,8 @@ async def seed(settings: Settings, *, clients: int, team: str, livemode: bool) -
             livemode=livemode,
             total=clients,
             rng=random.Random(f"{team}/{livemode}/{clients}/{len(seen)}"),
-            start=datetime.now(UTC) - timedelta(days=730),
+            # Whole milliseconds, as every creation time the service writes.
+            start=(datetime.now(UTC) - timedelta(days=730)).replace(microsecond=0),
             span_ms=730 * 86_400_000,
         )
 

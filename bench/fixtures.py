@@ -1,5 +1,5 @@
 """Values the benchmark queries for, read from the benchmark database (DATABASE_URL):
-an id, an RFC, an email, a one-day range, and a `next` token about 9,000 pages deep, built
+an id, an RFC, an email, a creation-time window of 150 clients, and a `next` token about 9,000 pages deep, built
 with the app's own signer and the shared SECRET_KEY. Prints one JSON line."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from app.clients.types import ClientFilter, Principal
 from app.config import Settings
 from app.deps import Services
 from app.models import Team
+from app.timefmt import format_timestamp
 
 PAGE = 100
 
@@ -31,6 +32,9 @@ async def main(rows: int) -> None:
                 .limit(1)
             )
             middle = (await session.execute(ordered.offset(rows // 2))).one()
+            # A creation-time window holding 150 clients at any size: a full page either way.
+            window_end = (await session.execute(ordered.offset(rows // 3))).one()
+            window_start = (await session.execute(ordered.offset(rows // 3 + 149))).one()
             depth = max(0, min(9000 * PAGE, rows - 2 * PAGE))
             deep_row = (await session.execute(ordered.offset(depth))).one()
         who = Principal(team_id=team, livemode=True, key_id=0)
@@ -41,7 +45,8 @@ async def main(rows: int) -> None:
                     "id": middle.public_id,
                     "rfc": middle.rfc,
                     "email": middle.email.upper(),
-                    "day": middle.created_at.date().isoformat(),
+                    "from": format_timestamp(window_start.created_at),
+                    "to": format_timestamp(window_end.created_at),
                     "deep": deep,
                     "depth": depth,
                 }

@@ -146,12 +146,30 @@ def _constraint(exc: sa_exc.IntegrityError) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _scope(team_id: int, livemode: bool) -> list[ColumnElement[bool]]:
+def _scope(team_id: int, livemode: bool, *, driven: bool = False) -> list[ColumnElement[bool]]:
+    if driven:
+        # SQLite: unary + keeps the planner off the (team, mode, …) index, so the query
+        # starts from the full-text matches instead of scanning the team in order.
+        return [
+            literal_column("+clients.team_id", Integer) == team_id,
+            literal_column("+clients.livemode", Boolean) == livemode,
+        ]
     return [c.team_id == team_id, c.livemode == livemode]
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A filter turned into SQL conditions, for a page and for a count."""
+
+    page: list[ColumnElement[bool]]
+    count: list[ColumnElement[bool]]
+    team_id: int
+    livemode: bool
+    unfiltered: bool
+
+
 def _filter_conditions(f: SearchFilter) -> list[ColumnElement[bool]]:
-    """Every condition but the name search (see `ClientRepository._conditions`)."""
+    """Every condition but the name search (see `ClientRepository.prepare`)."""
     conds: list[ColumnElement[bool]] = []
     if f.rfc:
         conds.append(c.rfc == f.rfc)
@@ -243,28 +261,23 @@ class ClientRepository:
                 raise StillReferenced from exc
             raise
 
-    async def _conditions(
-        self,
-        session: AsyncSession,
-        team_id: int,
-        livemode: bool,
-        f: SearchFilter,
-        *,
-        counting: bool = False,
-    ) -> list[ColumnElement[bool]]:
+    async def prepare(
+        self, session: AsyncSession, team_id: int, livemode: bool, f: SearchFilter
+    ) -> Prepared:
+        """The conditions of a filter, for a page and for a count (a name search probes the
+        full-text index once for both)."""
+        base = _filter_conditions(f)
         if not f.name:
-            return _scope(team_id, livemode) + _filter_conditions(f)
-        search = await name_search(session, self.dialect, f.name, counting=counting)
-        if search.drive_from_matches:
-            # SQLite: unary + keeps the planner off the (team, mode, …) index, so the query
-            # starts from the few full-text matches instead of scanning the team in order.
-            scope = [
-                literal_column("+clients.team_id", Integer) == team_id,
-                literal_column("+clients.livemode", Boolean) == livemode,
-            ]
-        else:
-            scope = _scope(team_id, livemode)
-        return [*scope, *_filter_conditions(f), search.condition]
+            conds = _scope(team_id, livemode) + base
+            return Prepared(conds, conds, team_id, livemode, f.is_empty)
+        search = await name_search(session, self.dialect, f.name)
+        return Prepared(
+            [*_scope(team_id, livemode, driven=search.drive_page), *base, search.page],
+            [*_scope(team_id, livemode, driven=search.drive_count), *base, search.count],
+            team_id,
+            livemode,
+            False,
+        )
 
     def _list_stmt(
         self,
@@ -295,26 +308,20 @@ class ClientRepository:
     async def list(
         self,
         session: AsyncSession,
-        team_id: int,
-        livemode: bool,
-        f: SearchFilter,
+        prepared: Prepared,
         *,
         after: Position | None,
         limit: int,
         offset: int,
     ) -> list[Any]:
-        conds = await self._conditions(session, team_id, livemode, f)
-        stmt = self._list_stmt(conds, after, limit, offset)
+        stmt = self._list_stmt(prepared.page, after, limit, offset)
         return list((await session.execute(stmt)).all())
 
-    async def count(
-        self, session: AsyncSession, team_id: int, livemode: bool, f: SearchFilter
-    ) -> int:
-        if f.is_empty:
+    async def count(self, session: AsyncSession, prepared: Prepared) -> int:
+        if prepared.unfiltered:
             stmt = select(counters.c.count).where(
-                counters.c.team_id == team_id, counters.c.livemode == livemode
+                counters.c.team_id == prepared.team_id, counters.c.livemode == prepared.livemode
             )
             return int((await session.execute(stmt)).scalar_one_or_none() or 0)
-        conds = await self._conditions(session, team_id, livemode, f, counting=True)
-        stmt = select(func.count()).select_from(clients).where(*conds)
+        stmt = select(func.count()).select_from(clients).where(*prepared.count)
         return int((await session.execute(stmt)).scalar_one())

@@ -14,10 +14,11 @@ give the same answers; only the access path differs:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, literal_column, select, table, text
+from sqlalchemy import ColumnElement, Select, bindparam, func, literal_column, select, table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Client
@@ -26,9 +27,7 @@ PROBE_LIMIT = 5000
 TRIGRAM = 3
 
 _fts = table("clients_fts")
-_PROBE = text(
-    "SELECT count(*) FROM (SELECT 1 FROM clients_fts WHERE clients_fts MATCH :q LIMIT :n)"
-)
+_PROBE = text("SELECT rowid FROM clients_fts WHERE clients_fts MATCH :q LIMIT :n")
 
 
 def like_escape(text_: str) -> str:
@@ -45,28 +44,35 @@ def fts_phrase(query: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class NameSearch:
-    condition: ColumnElement[bool]
-    # True when the matches are few and known up front: the query should be driven from them
-    # (then sorted), not from the ordered (team, mode, created_at, id) index.
-    drive_from_matches: bool = False
+    """The condition of a name filter, for a page and for a count. `drive_*` is True when the
+    matches come from the full-text index: that query should start from them (then sort),
+    not from the ordered (team, mode, created_at, id) index."""
+
+    page: ColumnElement[bool]
+    count: ColumnElement[bool]
+    drive_page: bool = False
+    drive_count: bool = False
 
 
-async def name_search(
-    session: AsyncSession, dialect: str, query: str, *, counting: bool = False
-) -> NameSearch:
-    """How to search a normalised `name` filter for a page (or, `counting`, for a count)."""
+async def name_search(session: AsyncSession, dialect: str, query: str) -> NameSearch:
+    """How to search a normalised `name` filter (one full-text probe at most)."""
     if dialect != "sqlite" or len(query) < TRIGRAM:
-        return NameSearch(like_condition(query))
+        like = like_condition(query)
+        return NameSearch(like, like)
     phrase = fts_phrase(query)
-    if not counting:
-        probe = {"q": phrase, "n": PROBE_LIMIT + 1}
-        found = (await session.execute(_PROBE, probe)).scalar_one()
-        if found > PROBE_LIMIT:
-            # Unselective: the ordered scan finds a page of matches almost at once.
-            return NameSearch(like_condition(query))
-    matches: Select[Any] = (
-        select(literal_column("rowid"))
-        .select_from(_fts)
-        .where(text("clients_fts MATCH :fts_phrase").bindparams(fts_phrase=phrase))
-    )
-    return NameSearch(Client.id.in_(matches), drive_from_matches=True)
+    probe = {"q": phrase, "n": PROBE_LIMIT + 1}
+    ids = (await session.execute(_PROBE, probe)).scalars().all()
+    if len(ids) > PROBE_LIMIT:
+        # Unselective: the ordered scan finds a page of matches almost at once; a count
+        # still reads fewer rows through the full-text index than through a scan.
+        matches: Select[Any] = (
+            select(literal_column("rowid"))
+            .select_from(_fts)
+            .where(text("clients_fts MATCH :fts_phrase").bindparams(fts_phrase=phrase))
+        )
+        return NameSearch(like_condition(query), Client.id.in_(matches), drive_count=True)
+    # Selective: the probe already holds every match; reuse it (one JSON parameter) rather
+    # than asking the full-text index again for the page and for the count.
+    found = func.json_each(bindparam("fts_ids", json.dumps(ids))).table_valued("value")
+    condition = Client.id.in_(select(found.c.value))
+    return NameSearch(condition, condition, drive_page=True, drive_count=True)

@@ -329,19 +329,14 @@ class ClientService:
         search = normalize_filter(filters)
         total = None
         async with self.db.read() as session:
+            prepared = await self.repo.prepare(
+                session, principal.team_id, principal.livemode, search
+            )
             rows = await self.repo.list(
-                session,
-                principal.team_id,
-                principal.livemode,
-                search,
-                after=after,
-                limit=limit + 1,
-                offset=offset,
+                session, prepared, after=after, limit=limit + 1, offset=offset
             )
             if with_total:
-                total = await self.repo.count(
-                    session, principal.team_id, principal.livemode, search
-                )
+                total = await self.repo.count(session, prepared)
         has_more = len(rows) > limit
         rows = rows[:limit]
         return ClientPage(
@@ -355,7 +350,10 @@ class ClientService:
     async def count(self, *, principal: Principal, filters: ClientFilter) -> int:
         search = normalize_filter(filters)
         async with self.db.read() as session:
-            return await self.repo.count(session, principal.team_id, principal.livemode, search)
+            prepared = await self.repo.prepare(
+                session, principal.team_id, principal.livemode, search
+            )
+            return await self.repo.count(session, prepared)
 
     # -- pagination tokens ----------------------------------------------------------------
 
