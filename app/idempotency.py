@@ -22,6 +22,7 @@ import orjson
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.types import Principal
 from app.db import Database
@@ -109,6 +110,23 @@ def _now() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+class Recorder:
+    """Stores the outcome of one claimed key, in the caller's transaction."""
+
+    def __init__(self, record_id: int) -> None:
+        self.record_id = record_id
+        self.recorded = False
+
+    async def record(self, session: AsyncSession, outcome: Outcome) -> None:
+        response = orjson.dumps({"body": outcome.body, "headers": outcome.headers}).decode()
+        await session.execute(
+            update(records)
+            .where(r.id == self.record_id)
+            .values(status=outcome.status, response=response, completed_at=_now())
+        )
+        self.recorded = True
+
+
 class IdempotencyService:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -120,21 +138,29 @@ class IdempotencyService:
         principal: Principal,
         key: str,
         fingerprint: str,
-        work: Callable[[], Awaitable[Outcome]],
+        work: Callable[[Recorder], Awaitable[Outcome]],
     ) -> Outcome:
-        """The stored outcome for `key`, or `work()`'s, stored for the retries to come."""
+        """The stored outcome for `key`, or `work`'s, stored for the retries to come.
+
+        `work` may store its outcome itself with `Recorder.record(session, outcome)` inside
+        the transaction that makes its change, so a crash can never leave a change made and
+        its outcome unrecorded (which a retry would then make a second time)."""
         claim = await self._claim(principal, check_key(key), fingerprint)
         if isinstance(claim, Outcome):
             return claim
+        recorder = Recorder(claim)
         try:
-            outcome = await work()
+            outcome = await work(recorder)
         except DoNotStore as exc:
             await self._release(claim)
             raise exc.error from None
         except BaseException:
-            await self._release(claim)
+            if not recorder.recorded:
+                await self._release(claim)
             raise
-        await self._complete(claim, outcome)
+        if not recorder.recorded:
+            async with self.db.write() as session:
+                await recorder.record(session, outcome)
         return outcome
 
     async def _claim(self, who: Principal, key: str, fp: str) -> int | Outcome:
@@ -180,15 +206,6 @@ class IdempotencyService:
                 stored = orjson.loads(row.response)
                 return Outcome(row.status, stored["body"], stored["headers"], replayed=True)
         raise IdempotencyKeyInUse()
-
-    async def _complete(self, record_id: int, outcome: Outcome) -> None:
-        response = orjson.dumps({"body": outcome.body, "headers": outcome.headers}).decode()
-        async with self.db.write() as session:
-            await session.execute(
-                update(records)
-                .where(r.id == record_id)
-                .values(status=outcome.status, response=response, completed_at=_now())
-            )
 
     async def _release(self, record_id: int) -> None:
         async with self.db.write() as session:

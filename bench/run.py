@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 SECRET = "bench-secret-key-not-for-production"
+REFERENCE = "Reference: plain FastAPI list-100"
 GQL_LIST = "{ clients(first: 100) { nodes { id name legalName rfc email phone createdAt } } }"
 
 
@@ -265,7 +267,8 @@ def main() -> int:
     parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--large", type=int, default=1_000_000)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per scenario and round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the table shows medians")
     parser.add_argument("--reseed", action="store_true", help="seed the databases again")
     args = parser.parse_args()
 
@@ -280,51 +283,51 @@ def main() -> int:
             env = env_for(url)
             key = new_key(env)
             fx = fixtures(env, rows)
-            port = free_port()
+            port, ref_port = free_port(), free_port()
+            # Both servers up at once (only one is loaded at a time), so every round runs the
+            # gateway's scenarios and the reference back to back: this machine's speed drifts
+            # over minutes, and ratios between rounds far apart would measure the drift.
             server = Server([PY, "-m", "app", "serve", "--port", str(port)], env, port)
+            ref = Server(
+                [PY, "-m", "uvicorn", "bench.reference:app", "--port", str(ref_port),
+                 "--no-access-log", "--log-level", "warning"],
+                env,
+                ref_port,
+            )  # fmt: skip
+            plan = [(s, port) for s in scenarios(fx, large=rows == args.large)]
+            plan.append((Scenario(REFERENCE, "/ref/clients?limit=100"), ref_port))
+            create = [p for p in plan if p[0].method == "POST" and p[0].lua_body]
+            plan = [p for p in plan if p not in create] + create  # writes last
+            rounds: dict[str, list[tuple[float, float, float, int]]] = {}
             try:
-                for s in scenarios(fx, large=rows == args.large):
-                    script = lua_script(s, key, tmp)
-                    target = f"http://127.0.0.1:{port}{s.path}"
-                    wrk(target, script, 2)  # warm-up
-                    rps, p50, p99, errors = wrk(target, script, args.duration)
-                    results.append(Result(s.name, rows, rps, p50, p99, errors))
-                    print(
-                        f"{s.name:45} {rows:>9,} {rps:9.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  errors {errors}",
-                        file=sys.stderr,
-                    )
+                for round_no in range(args.rounds):
+                    for s, target_port in plan:
+                        script = lua_script(s, key, tmp)
+                        target = f"http://127.0.0.1:{target_port}{s.path}"
+                        wrk(target, script, 1)  # warm-up
+                        got = wrk(target, script, args.duration)
+                        rounds.setdefault(s.name, []).append(got)
+                        print(
+                            f"round {round_no + 1}: {s.name:45} {rows:>9,} {got[0]:9.0f} req/s  "
+                            f"p50 {got[1]:7.2f} ms  p99 {got[2]:7.2f} ms  errors {got[3]}",
+                            file=sys.stderr,
+                        )
                 peak = max(peak, server.peak_rss_mb())
             finally:
                 server.stop()
-            ref_port = free_port()
-            ref = Server(
-                [
-                    PY,
-                    "-m",
-                    "uvicorn",
-                    "bench.reference:app",
-                    "--port",
-                    str(ref_port),
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                ],
-                env,
-                ref_port,
-            )
-            try:
-                s = Scenario("Reference: plain FastAPI list-100", "/ref/clients?limit=100")
-                script = lua_script(s, key, tmp)
-                target = f"http://127.0.0.1:{ref_port}{s.path}"
-                wrk(target, script, 2)
-                rps, p50, p99, errors = wrk(target, script, args.duration)
-                results.append(Result(s.name, rows, rps, p50, p99, errors))
-                print(
-                    f"{s.name:45} {rows:>9,} {rps:9.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  errors {errors}",
-                    file=sys.stderr,
-                )
-            finally:
                 ref.stop()
+            for s, _ in plan:
+                runs = rounds[s.name]
+                results.append(
+                    Result(
+                        s.name,
+                        rows,
+                        statistics.median(r[0] for r in runs),
+                        statistics.median(r[1] for r in runs),
+                        statistics.median(r[2] for r in runs),
+                        sum(r[3] for r in runs),
+                    )
+                )
 
     print_table(results, peak, args)
     return 0
@@ -334,14 +337,15 @@ def print_table(results: list[Result], peak: float, args: argparse.Namespace) ->
     by = {(r.scenario, r.rows): r for r in results}
     print(
         f"\n### Benchmark ({args.engine}, {datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} cores; "
-        f"server on core 0, wrk -t1 -c8 -d{args.duration}s on core 1)\n"
+        f"server on core 0, wrk -t1 -c8 on core 1; medians of {args.rounds} rounds of "
+        f"{args.duration} s)\n"
     )
     print(
         "| scenario | clients | req/s | p50 ms | p99 ms | non-2xx | vs. reference | vs. 1k rows (latency) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        ref = by.get(("Reference: plain FastAPI list-100", r.rows))
+        ref = by.get((REFERENCE, r.rows))
         ratio = (
             f"{r.rps / ref.rps:.2f}×"
             if ref

@@ -9,12 +9,14 @@ from typing import Annotated
 
 import orjson
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.service import check_page_args, normalize_filter
+from app.clients.types import Client as DomainClient
 from app.clients.types import ClientFilter as DomainFilter
 from app.clients.types import Position, client_from_json, client_to_json
 from app.errors import DuplicateRfc, ValidationFailed
-from app.idempotency import DoNotStore, Outcome, check_key, fingerprint
+from app.idempotency import DoNotStore, Outcome, Recorder, check_key, fingerprint
 from schema.context import Context
 from schema.errors import (
     ClientInUseError,
@@ -167,15 +169,25 @@ class Mutation:
                 await ctx.services.clients.create(principal=ctx.principal, data=data)
             )
 
-        async def work() -> Outcome:
+        def answer(client: DomainClient) -> Outcome:
+            return Outcome(200, orjson.dumps({"client": client_to_json(client)}).decode(), {})
+
+        async def work(recorder: Recorder) -> Outcome:
+            async def keep(session: AsyncSession, client: DomainClient) -> None:
+                # Recorded in the creating transaction: the client and its answer commit
+                # together.
+                await recorder.record(session, answer(client))
+
             try:
-                created = await ctx.services.clients.create(principal=ctx.principal, data=data)
+                created = await ctx.services.clients.create(
+                    principal=ctx.principal, data=data, on_created=keep
+                )
             except DuplicateRfc as exc:  # an answer, kept like a success
                 kept = {"duplicate": {"rfc": exc.rfc, "id": exc.existing_client_id}}
                 return Outcome(409, orjson.dumps(kept).decode(), {})
             except ValidationFailed as exc:  # not kept: a corrected retry may reuse the key
                 raise DoNotStore(exc) from None
-            return Outcome(200, orjson.dumps({"client": client_to_json(created)}).decode(), {})
+            return answer(created)
 
         outcome = await ctx.services.idempotency.run(
             principal=ctx.principal,

@@ -3,10 +3,12 @@ optimistic concurrency and pagination. REST and GraphQL call this and nothing be
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients import validation as v
 from app.clients.ids import is_client_id, new_client_id
@@ -213,7 +215,15 @@ class ClientService:
 
     # -- commands -------------------------------------------------------------------------
 
-    async def create(self, *, principal: Principal, data: NewClient) -> Client:
+    async def create(
+        self,
+        *,
+        principal: Principal,
+        data: NewClient,
+        on_created: Callable[[AsyncSession, Client], Awaitable[None]] | None = None,
+    ) -> Client:
+        """Create a client. `on_created` runs inside the creating transaction (idempotency
+        records its answer there, so the two commit together or not at all)."""
         values = _new_values(data)
         values.update(_derived(values))
         for _attempt in range(3):
@@ -230,7 +240,10 @@ class ClientService:
                 row_id = await self.repo.insert(session, row)
                 if row_id is not None:
                     await self.repo.adjust_count(session, principal.team_id, principal.livemode, 1)
-                    return _client_from_values(row)
+                    created = _client_from_values(row)
+                    if on_created is not None:
+                        await on_created(session, created)
+                    return created
                 owner = await self.repo.rfc_owner(
                     session, principal.team_id, principal.livemode, values["rfc"]
                 )

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients import validation as v
 from app.clients.repository import from_ms, to_ms
@@ -26,7 +27,7 @@ from app.clients.types import (
 )
 from app.deps import client_service, principal, services
 from app.errors import DuplicateRfc, PreconditionFailed, UnsupportedMediaType, ValidationFailed
-from app.idempotency import DoNotStore, Outcome, fingerprint
+from app.idempotency import DoNotStore, Outcome, Recorder, fingerprint
 from app.responses import domain_error_response
 from app.rest.schemas import (
     ClientCreateBody,
@@ -153,8 +154,10 @@ def _if_match_tags(value: str | None) -> list[int] | None:
         return None
     tags = []
     for part in value.split(","):
-        tag = part.strip().removeprefix("W/").strip('"')
-        tags.append(int(tag) if tag.isdigit() and len(tag) <= 15 else -1)
+        tag = part.strip()
+        # If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never matches.
+        digits = tag[1:-1] if len(tag) > 2 and tag[0] == tag[-1] == '"' else ""
+        tags.append(int(digits) if digits.isdigit() and len(digits) <= 15 else -1)
     return tags
 
 
@@ -249,16 +252,24 @@ async def create_client(
     if idempotency_key is None:
         return _created(await service.create(principal=who, data=data))
 
-    async def work() -> Outcome:
+    async def work(recorder: Recorder) -> Outcome:
+        kept: list[Outcome] = []
+
+        async def keep(session: AsyncSession, client: Client) -> None:
+            # Recorded in the creating transaction: the client and its answer commit together.
+            created = _created(client)
+            headers = {k: created.headers[k] for k in ("etag", "location")}
+            kept.append(Outcome(created.status_code, bytes(created.body).decode(), headers))
+            await recorder.record(session, kept[0])
+
         try:
-            created = _created(await service.create(principal=who, data=data))
+            await service.create(principal=who, data=data, on_created=keep)
         except DuplicateRfc as exc:  # an answer, kept like a success
             refused = domain_error_response(request.url.path, exc)
             return Outcome(refused.status_code, bytes(refused.body).decode(), {})
         except ValidationFailed as exc:  # not kept: a corrected retry may use the same key
             raise DoNotStore(exc) from None
-        headers = {k: created.headers[k] for k in ("etag", "location")}
-        return Outcome(created.status_code, bytes(created.body).decode(), headers)
+        return kept[0]
 
     outcome = await services(request).idempotency.run(
         principal=who,

@@ -591,10 +591,13 @@ async def test_if_match(client: httpx.AsyncClient, key_a: Key) -> None:
 
     star = await client.patch(url, json={"name": "3"}, headers={**key_a.headers, "If-Match": "*"})
     assert star.status_code == 200
+    # If-Match compares strongly (RFC 9110): a weak tag never matches, even the current one.
     weak = await client.delete(
         url, headers={**key_a.headers, "If-Match": f"W/{star.headers['etag']}"}
     )
-    assert weak.status_code == 200, weak.text
+    assert weak.status_code == 412, weak.text
+    strong = await client.delete(url, headers={**key_a.headers, "If-Match": star.headers["etag"]})
+    assert strong.status_code == 200, strong.text
 
 
 async def test_if_match_on_a_missing_client_is_404(client: httpx.AsyncClient, key_a: Key) -> None:
