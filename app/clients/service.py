@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -449,23 +450,5 @@ def normalize_filter(filters: ClientFilter) -> SearchFilter:
 
 
 def _client_from_values(row: dict[str, Any]) -> Client:
-    address = Address(
-        street=row["street"],
-        city=row["city"],
-        state=row["state"],
-        zip_code=row["zip_code"],
-        country=row["country"],
-    )
-    return Client(
-        id=row["public_id"],
-        name=row["name"],
-        legal_name=row["legal_name"],
-        rfc=row["rfc"],
-        rfc_check_digit_valid=row["rfc_check_digit_valid"],
-        email=row["email"],
-        phone=row["phone"],
-        address=None if address.is_empty() else address,
-        livemode=row["livemode"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    """The client just inserted, from the values written (the repository's one mapping)."""
+    return row_to_client(SimpleNamespace(**row))
