@@ -16,13 +16,13 @@ from fastapi.responses import Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.config import Settings, get_settings
-from app.deps import Services
-from app.edge import EdgeMiddleware, error_body
-from app.errors import DomainError, ServiceUnavailable, ValidationFailed
-from app.logging_setup import configure_logging
-from app.migrate import is_at_head
-from app.responses import domain_error_response
+from app.core.config import Settings, get_settings
+from app.core.errors import DomainError, ServiceUnavailable, ValidationFailed
+from app.core.logs import configure_logging
+from app.db.migrate import is_at_head
+from app.http.deps import Services
+from app.http.edge import EdgeMiddleware, error_body
+from app.rest.errors import domain_error_response
 
 log = logging.getLogger("clients")
 
@@ -222,7 +222,7 @@ def create_app(settings: Settings | None = None) -> Any:
     app.include_router(clients_router)
     _document_errors_only_as_they_are(app)
 
-    from app.graphql_app import mount_graphql
+    from schema.endpoint import mount_graphql
 
     mount_graphql(app, settings)
 

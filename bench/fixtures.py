@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from app.clients.repository import SELECT_COLUMNS, c, row_position
 from app.clients.types import ClientFilter, Principal
-from app.config import Settings
-from app.deps import Services
-from app.models import Team
-from app.timefmt import format_timestamp
+from app.core.clock import format_timestamp
+from app.core.config import Settings
+from app.db.tables import Team
+from app.http.deps import Services
 
 PAGE = 100
 

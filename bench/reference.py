@@ -17,9 +17,9 @@ from sqlalchemy import select
 from app.clients.pagination import TokenSigner, position_to_json
 from app.clients.repository import SELECT_COLUMNS, c, counters, row_position, row_to_client
 from app.clients.types import Principal
-from app.config import get_settings
-from app.db import Database
-from app.models import ApiKey
+from app.core.config import get_settings
+from app.db.database import Database
+from app.db.tables import ApiKey
 from app.rest.clients import client_json
 
 settings = get_settings()

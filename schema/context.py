@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.clients.types import Principal
-from app.deps import Services
+from app.http.deps import Services
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ import strawberry
 from strawberry.types.field import StrawberryField
 from strawberry.types.info import Info
 
-from app import errors as domain
+from app.core import errors as domain
 
 
 @strawberry.interface(description="A business error returned as data")

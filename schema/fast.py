@@ -64,7 +64,7 @@ from strawberry.schema.schema import validate_document
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.arguments import StrawberryArgument, convert_arguments
 
-from app.errors import DomainError
+from app.core.errors import DomainError
 from schema.context import Context
 from schema.resolvers import find_client, list_clients
 from schema.types import ClientConnection

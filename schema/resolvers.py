@@ -15,8 +15,8 @@ from app.clients.service import check_page_args, normalize_filter
 from app.clients.types import Client as DomainClient
 from app.clients.types import ClientFilter as DomainFilter
 from app.clients.types import Position, client_from_json, client_to_json
-from app.errors import DuplicateRfc, ValidationFailed
-from app.idempotency import DoNotStore, Outcome, Recorder, check_key, fingerprint
+from app.core.errors import DuplicateRfc, ValidationFailed
+from app.platform.idempotency import DoNotStore, Outcome, Recorder, check_key, fingerprint
 from schema.context import Context
 from schema.errors import (
     ClientInUseError,

@@ -7,7 +7,7 @@ from typing import Any
 
 import strawberry
 
-from app.timefmt import format_timestamp
+from app.core.clock import format_timestamp
 
 
 def _parse(value: Any) -> datetime:

@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import Settings
-from app.db import Database
+from app.core.config import Settings
+from app.db.database import Database
+from app.db.migrate import upgrade
 from app.main import create_app
-from app.migrate import upgrade
 from tests.support import TEST_SECRET, Key, create_key, new_rfc, unique_team
 
 # The CI server; TEST_PG_HOST / TEST_PG_PORT point the suite at another one.

@@ -1,4 +1,4 @@
-"""Helpers of the hardening tests (tests/api/test_hardening_*.py, tests/e2e/test_crash.py,
+"""Helpers of the hardening tests (tests/api/{http,platform}/*.py, tests/e2e/test_crash.py,
 tests/e2e/test_hardening_*.py): apps with their own settings, REST and GraphQL calls that
 the tests repeat, and rows written directly into the idempotency table."""
 
@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 from sqlalchemy import insert
 
-from app.db import Database
-from app.idempotency import fingerprint
+from app.db.database import Database
+from app.db.tables import IdempotencyRecord
 from app.main import create_app
-from app.models import IdempotencyRecord
+from app.platform.idempotency import fingerprint
 from tests.conftest import make_settings
 from tests.support import Key
 

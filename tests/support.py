@@ -14,9 +14,9 @@ from stdnum.mx import rfc as stdnum_rfc
 
 from app.auth.service import ApiKeyService
 from app.clients.types import Principal
-from app.db import Database
-from app.models import Client as ClientRow
-from app.models import Invoice, Payment
+from app.db.database import Database
+from app.db.tables import Client as ClientRow
+from app.db.tables import Invoice, Payment
 
 TEST_SECRET = "test-secret-key-not-for-production"
 

@@ -21,9 +21,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.clients.types import Principal
-from app.db import Database
-from app.errors import Unauthorized
-from app.models import ApiKey, Team
+from app.core.errors import Unauthorized
+from app.db.database import Database
+from app.db.tables import ApiKey, Team
 
 _ALPHABET = string.ascii_letters + string.digits
 _RANDOM_CHARS = 32  # 32 * log2(62) ≈ 190 bits

@@ -28,9 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.search import name_search
 from app.clients.types import Address, Client, Position
-from app.db import driver_error, sqlstate
-from app.models import Client as ClientRow
-from app.models import ClientCounter, Invoice, Payment
+from app.db.database import driver_error, sqlstate
+from app.db.tables import Client as ClientRow
+from app.db.tables import ClientCounter, Invoice, Payment
 
 clients = cast(Table, ClientRow.__table__)
 counters = cast(Table, ClientCounter.__table__)

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, bindparam, func, literal_column, select, table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Client
+from app.db.tables import Client
 
 PROBE_LIMIT = 5000
 TRIGRAM = 3

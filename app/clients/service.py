@@ -41,14 +41,14 @@ from app.clients.types import (
     Position,
     Principal,
 )
-from app.db import Database
-from app.errors import (
+from app.core.errors import (
     ClientInUse,
     ClientNotFound,
     DuplicateRfc,
     PreconditionFailed,
     ValidationFailed,
 )
+from app.db.database import Database
 
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000

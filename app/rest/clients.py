@@ -25,10 +25,11 @@ from app.clients.types import (
     NewClient,
     Principal,
 )
-from app.deps import client_service, principal, services
-from app.errors import DuplicateRfc, PreconditionFailed, UnsupportedMediaType, ValidationFailed
-from app.idempotency import DoNotStore, Outcome, Recorder, fingerprint
-from app.responses import domain_error_response
+from app.core.clock import format_timestamp
+from app.core.errors import DuplicateRfc, PreconditionFailed, UnsupportedMediaType, ValidationFailed
+from app.http.deps import client_service, principal, services
+from app.platform.idempotency import DoNotStore, Outcome, Recorder, fingerprint
+from app.rest.errors import domain_error_response
 from app.rest.schemas import (
     ClientCreateBody,
     ClientEnvelope,
@@ -40,7 +41,6 @@ from app.rest.schemas import (
     _ClientBody,
     not_null,
 )
-from app.timefmt import format_timestamp
 
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 LIST_PARAMS = frozenset({"limit", "offset", "name", "rfc", "email", "from", "to", "next"})
@@ -228,7 +228,7 @@ async def create_client(
             alias="Idempotency-Key",
             description="Up to 255 characters. A retry with the same key within 24 hours gets "
             "the first response again, byte for byte; with a different body, 422.",
-            # Documented only: app/idempotency.py checks the key (one rule, both transports).
+            # Documented only: app/platform/idempotency.py checks the key (one rule).
             json_schema_extra=idempotency_key_schema,
         ),
     ] = None,

@@ -17,7 +17,7 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
-from app.db import Database
+from app.db.database import Database
 from tests.conftest import make_settings
 from tests.e2e.conftest import Server, start_server
 from tests.e2e.pg_support import only_on_postgres

@@ -31,13 +31,13 @@ from app.clients.repository import (
     _is_fk_violation,
     _is_rfc_violation,
 )
-from app.config import Settings
-from app.db import Database
-from app.errors import ServiceUnavailable
+from app.core.config import Settings
+from app.core.errors import ServiceUnavailable
+from app.db.database import Database
+from app.db.migrate import alembic_config, head_revision, upgrade
+from app.db.tables import Client as ClientRow
+from app.db.tables import Invoice, Payment
 from app.main import create_app
-from app.migrate import alembic_config, head_revision, upgrade
-from app.models import Client as ClientRow
-from app.models import Invoice, Payment
 from tests.e2e.pg_support import PYTHON, base_env, only_on_postgres
 from tests.support import TEST_SECRET, Key, new_rfc
 

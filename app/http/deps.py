@@ -1,0 +1,67 @@
+"""What a request handler needs: the services built at start-up, and the caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from app.auth.service import ApiKeyService
+from app.clients.pagination import TokenSigner
+from app.clients.service import ClientService
+from app.clients.types import Principal
+from app.core.config import Settings
+from app.core.errors import RateLimited
+from app.db.database import Database
+from app.platform.idempotency import IdempotencyService
+from app.platform.ratelimit import RateLimiter, build_rate_limiter
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    clients: ClientService
+    keys: ApiKeyService
+    idempotency: IdempotencyService
+    limiter: RateLimiter | None
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        db = Database(settings)
+        signer = TokenSigner(settings.resolved_secret_key())
+        return cls(
+            settings=settings,
+            db=db,
+            clients=ClientService(db, signer),
+            keys=ApiKeyService(db),
+            idempotency=IdempotencyService(db),
+            limiter=build_rate_limiter(settings, db),
+        )
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+def client_service(request: Request) -> ClientService:
+    return services(request).clients
+
+
+async def authenticate(request: Request) -> Principal:
+    """The caller of this request (401 otherwise), within its rate limit (429 otherwise)."""
+    svc = services(request)
+    who = await svc.keys.authenticate(request.headers.get("authorization"))
+    request.state.team_id = who.team_id
+    if svc.limiter is not None:
+        decision = await svc.limiter.hit(who.key_id)
+        request.state.ratelimit = decision  # the edge adds the RateLimit-* headers
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after)
+    return who
+
+
+async def principal(request: Request) -> Principal:
+    """FastAPI dependency: the authenticated caller (401 otherwise)."""
+    return await authenticate(request)

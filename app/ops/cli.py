@@ -1,0 +1,262 @@
+"""`python -m app <command>`: serve, migrate, API keys, schema export, synthetic data."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from app.core.config import VAR_DIR, Settings, get_settings
+
+DEV_TEAM = "development"
+DEV_KEY_FILE = VAR_DIR / "dev-api-key"
+
+
+class CliError(Exception):
+    pass
+
+
+def _run(coro_fn: Callable[[Settings], Coroutine[Any, Any, int]]) -> int:
+    settings = get_settings()
+    return asyncio.run(coro_fn(settings))
+
+
+async def _with_db(settings: Settings, fn: Callable[[Any], Awaitable[int]]) -> int:
+    from app.db.database import Database
+
+    db = Database(settings)
+    try:
+        return await fn(db)
+    finally:
+        await db.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from app.db.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    print(f"database at head: {_safe_url(settings.database_url)}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.core.logs import configure_logging
+    from app.db.migrate import upgrade
+
+    settings = get_settings()
+    try:
+        settings.resolved_secret_key()
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from None
+    upgrade(settings.database_url)
+    if args.workers > 1 and settings.is_sqlite:
+        print(
+            "note: several workers on SQLite share one file; rate limits are per process. "
+            "Use PostgreSQL to scale out.",
+            file=sys.stderr,
+        )
+    configure_logging(settings.log_level)
+    base = f"http://{args.host}:{args.port}"
+    print(f"Clients gateway on {base}  (APP_ENV={settings.app_env})", flush=True)
+    if not settings.is_production:
+        print(f"  GraphiQL:  {base}/graphql", flush=True)
+    print(f"  REST docs: {base}/docs", flush=True)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_create_api_key(args: argparse.Namespace) -> int:
+    async def go(settings: Settings) -> int:
+        async def inner(db: Any) -> int:
+            from app.auth.service import ApiKeyService
+
+            try:
+                info, key = await ApiKeyService(db).create(
+                    team=args.team, livemode=args.mode == "live"
+                )
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
+            print(f"created {info.mode} key id={info.id} for team {info.team!r}")
+            print("store it now: it is shown once, only its hash is kept")
+            print(key)
+            return 0
+
+        return await _with_db(settings, inner)
+
+    return _run(go)
+
+
+def cmd_list_api_keys(args: argparse.Namespace) -> int:
+    async def go(settings: Settings) -> int:
+        async def inner(db: Any) -> int:
+            from app.auth.service import ApiKeyService
+
+            keys = await ApiKeyService(db).list(team=args.team)
+            print(
+                f"{'ID':>6}  {'PREFIX':<14} {'TEAM':<24} {'MODE':<5} {'CREATED':<20} "
+                f"{'LAST USED':<20} STATUS"
+            )
+            for k in keys:
+                print(
+                    f"{k.id:>6}  {k.prefix + '…':<14} {k.team[:24]:<24} {k.mode:<5} "
+                    f"{_t(k.created_at):<20} {_t(k.last_used_at):<20} "
+                    f"{'revoked ' + _t(k.revoked_at) if k.revoked_at else 'active'}"
+                )
+            return 0
+
+        return await _with_db(settings, inner)
+
+    return _run(go)
+
+
+def cmd_revoke_api_key(args: argparse.Namespace) -> int:
+    async def go(settings: Settings) -> int:
+        async def inner(db: Any) -> int:
+            from app.auth.service import ApiKeyService
+
+            info = await ApiKeyService(db).revoke(args.key_or_id.strip())
+            if info is None:
+                raise CliError("no such API key")
+            print(f"revoked key id={info.id} ({info.prefix}…) of team {info.team!r}")
+            return 0
+
+        return await _with_db(settings, inner)
+
+    return _run(go)
+
+
+def cmd_export_schema(args: argparse.Namespace) -> int:
+    from schema import sdl
+
+    sys.stdout.write(sdl())
+    return 0
+
+
+def cmd_dev_key(args: argparse.Namespace) -> int:
+    """Make sure a development team and key exist; print the key the first time."""
+
+    async def go(settings: Settings) -> int:
+        async def inner(db: Any) -> int:
+            from app.auth.service import ApiKeyService
+            from app.core.errors import Unauthorized
+
+            keys = ApiKeyService(db)
+            if DEV_KEY_FILE.exists():
+                key = DEV_KEY_FILE.read_text().strip()
+                try:
+                    await keys.authenticate(f"Bearer {key}")
+                    print(f"Development API key: in {DEV_KEY_FILE} (team {DEV_TEAM!r}, test mode)")
+                    return 0
+                except Unauthorized:
+                    print(f"{DEV_KEY_FILE} holds a revoked or unknown key: making a new one")
+            _info, key = await keys.create(team=DEV_TEAM, livemode=False)
+            VAR_DIR.mkdir(parents=True, exist_ok=True)
+            fd = os.open(DEV_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(key + "\n")
+            print(f"Development API key (team {DEV_TEAM!r}, test mode), kept in {DEV_KEY_FILE}:")
+            print(f"  {key}")
+            return 0
+
+        return await _with_db(settings, inner)
+
+    return _run(go)
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from app.ops.seed import seed
+
+    if args.clients < 0:
+        raise CliError("--clients must be >= 0")
+    settings = get_settings()
+    return asyncio.run(
+        seed(settings, clients=args.clients, team=args.team, livemode=args.mode == "live")
+    )
+
+
+def _t(value: Any) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="migrate, then serve HTTP")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(fn=cmd_serve)
+
+    p = sub.add_parser("migrate", help="Alembic upgrade to head on DATABASE_URL")
+    p.set_defaults(fn=cmd_migrate)
+
+    p = sub.add_parser("create-api-key", help="create a key (and the team if new)")
+    p.add_argument("--team", required=True)
+    p.add_argument("--mode", choices=["live", "test"], default="live")
+    p.set_defaults(fn=cmd_create_api_key)
+
+    p = sub.add_parser("list-api-keys", help="list keys (never the keys themselves)")
+    p.add_argument("--team")
+    p.set_defaults(fn=cmd_list_api_keys)
+
+    p = sub.add_parser("revoke-api-key", help="revoke a key by full key or id")
+    p.add_argument("key_or_id", metavar="KEY_OR_ID")
+    p.set_defaults(fn=cmd_revoke_api_key)
+
+    p = sub.add_parser("export-schema", help="print the GraphQL SDL")
+    p.set_defaults(fn=cmd_export_schema)
+
+    p = sub.add_parser("seed", help="load synthetic clients")
+    p.add_argument("--clients", type=int, required=True)
+    p.add_argument("--team", default="seed")
+    p.add_argument("--mode", choices=["live", "test"], default="live")
+    p.set_defaults(fn=cmd_seed)
+
+    p = sub.add_parser("dev-key", help="make sure a development team and key exist")
+    p.set_defaults(fn=cmd_dev_key)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.fn(args)
+        return result
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a clean message, not a trace, for operators
+        if os.environ.get("DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,241 @@
+"""schemathesis, in process, with every check and every phase:
+
+- /openapi.json: examples, coverage and fuzzing (one pytest item per documented operation,
+  `schema.parametrize()`), then stateful sequences over the links schemathesis infers
+  (`schema.as_state_machine()`): 0 failures;
+- schema/schema.graphql, the committed SDL: every root field, fuzzed: no 5xx and no masked
+  INTERNAL_ERROR. (schemathesis's GraphQL stateful phase needs a mutation returning an object
+  with an `id`; ours return the contract's result unions, so it has nothing to chain: the
+  interleavings of test_hardening_tenancy cover sequences instead.)
+
+Both run with a valid API key of a team of their own, against this module's database, on the
+run's engine. The schemas are loaded at collection, so the app they call is a stand-in that
+forwards to the app the `target` fixture builds on the module's database.
+
+What had to be adapted, and why (README "Tests" and the hardening report say the same):
+- `positive_data_acceptance` also accepts 400 and 412 on /v2: schema-valid data can still
+  break a rule a JSON schema cannot state (a real date inside an RFC, its check digit, an
+  email's syntax, `from` after `to`, `next` with other filters) and an If-Match that is
+  schema-valid is still stale; both are documented answers. Every other status still fails.
+- A generated valid Idempotency-Key is replaced with a fresh one before each call: a key is one
+  logical request (its retries replay the first answer, a different body is a 422), and
+  schemathesis reuses short generated values across unrelated requests, which would replay a
+  deleted client's 201 (failing `ensure_resource_availability`) or refuse a new body with 422.
+  Invalid keys are sent as generated. Reuse itself is proven in test_hardening_idempotency.
+- GraphQL: schemathesis's `not_a_server_error` and `positive_data_acceptance` classify any
+  error with a `path` and no Apollo code as a server error; this API reports argument errors
+  (`first: 500`, a bad cursor) as documented top-level VALIDATION_ERROR errors with a path. They
+  are replaced by `no_graphql_server_error`: no 5xx, every error carries a code, and none is
+  INTERNAL_ERROR (what an unexpected fault is masked as).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import unicodedata
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase
+from hypothesis import settings as hypothesis_settings
+from schemathesis.generation.stateful import APIStateMachine
+from schemathesis.specs.graphql.schemas import GraphQLSchema
+
+from app.main import create_app
+from tests.conftest import make_settings
+from tests.support import create_key, new_rfc, unique_team
+
+ROOT = Path(__file__).resolve().parents[3]
+KEY: dict[str, str] = {}  # the module's API key, set by `target`
+
+
+class Forward:
+    """The ASGI app the schemas call: forwards to `target`, set once the module's database
+    exists. It answers the lifespan itself (the app has nothing to start) and disposes the
+    target's pools at shutdown, on the loop that opened them."""
+
+    def __init__(self) -> None:
+        self.target: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    if self.target is not None:
+                        await self.target.app.state.services.db.dispose()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        assert self.target is not None, "the `target` fixture binds the app"
+        await self.target(scope, receive, send)
+
+
+APP = Forward()
+V2_OPERATIONS = "^/v2/"
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "generation": {"max-examples": 12, "database": "none", "with-security-parameters": False},
+        "checks": {"enabled": True},
+        "phases": {"stateful": {"max-steps": 6}},
+        "operations": [
+            {
+                "include-path-regex": V2_OPERATIONS,
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": ["2xx", "400", "404", "409", "412"]
+                    }
+                },
+            }
+        ],
+    }
+)
+
+
+def _openapi_document() -> dict[str, Any]:
+    # Documentation needs no database: an app on a file that is never opened renders it.
+    never_opened = Path(tempfile.gettempdir()) / "clients-gateway-openapi-only.db"
+    doc: dict[str, Any] = create_app(
+        make_settings(f"sqlite+aiosqlite:///{never_opened}")
+    ).app.openapi()
+    return doc
+
+
+OPENAPI = schemathesis.openapi.from_dict(_openapi_document(), config=CONFIG)
+OPENAPI.app = APP
+GRAPHQL = schemathesis.graphql.from_file(
+    (ROOT / "schema" / "schema.graphql").read_text(),
+    config=schemathesis.Config.from_dict(
+        {
+            "generation": {
+                "max-examples": 12,
+                "database": "none",
+                "with-security-parameters": False,
+            },
+            "checks": {
+                "enabled": True,
+                "not_a_server_error": {"enabled": False},
+                "positive_data_acceptance": {"enabled": False},
+            },
+        }
+    ),
+)
+GRAPHQL.app = APP
+GRAPHQL.location = "/graphql"
+
+
+@schemathesis.check
+def no_graphql_server_error(ctx: Any, response: Any, case: Any) -> bool | None:
+    """No 5xx, and no error that is not the caller's: every error has a code, none is the
+    mask of an unexpected fault."""
+    if not isinstance(case.operation.schema, GraphQLSchema):
+        return None
+    assert response.status_code < 500, f"{response.status_code}: {response.text[:500]}"
+    errors = (response.json() or {}).get("errors") or []
+    codes = [(e.get("extensions") or {}).get("code") for e in errors]
+    assert None not in codes, f"an error without a code: {errors}"
+    assert "INTERNAL_ERROR" not in codes, f"an unexpected fault: {errors}"
+
+    return None
+
+
+def auth() -> dict[str, str]:
+    """The module's key, passed with each call as an explicit header (cases of the examples
+    and coverage phases are built at collection, before the key exists): schemathesis's
+    `ignored_auth` knows it for valid and sends each request again without it."""
+    return {"Authorization": f"Bearer {KEY['key']}"}
+
+
+def fresh_idempotency_key(case: Any) -> None:
+    """A valid generated Idempotency-Key becomes a new one (see the module docstring); invalid
+    ones are sent as generated."""
+    headers = case.headers or {}
+    for name, value in list(headers.items()):
+        if (
+            name.lower() == "idempotency-key"
+            and isinstance(value, str)
+            and 1 <= len(value) <= 255
+            and not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)
+        ):
+            headers[name] = f"st-{uuid.uuid4().hex}"
+
+
+def realistic(body: Any) -> Any:
+    """A generated client body made acceptable, so that creates and updates succeed and the
+    sequences reach what follows them: a new valid RFC, a usable name, and no email, phone,
+    address or `client` alias (random text is rarely valid there). Bodies stay as generated
+    in the fuzzing phase."""
+    if not isinstance(body, dict):
+        return body
+    body = {k: v for k, v in body.items() if k not in ("email", "phone", "address", "client")}
+    if isinstance(body.get("rfc"), str):
+        body["rfc"] = new_rfc()
+    name = body.get("name")
+    if "name" in body and not (isinstance(name, str) and name.strip() and len(name) <= 300):
+        body["name"] = "Cliente"
+    return body
+
+
+class Authenticated(APIStateMachine):
+    """Sequences with the module's key, fresh idempotency keys and realistic bodies."""
+
+    def before_call(self, case: Any) -> None:
+        fresh_idempotency_key(case)
+        if case.method in ("POST", "PUT", "PATCH") and case.path.startswith("/v2/"):
+            case.body = realistic(case.body)
+        super().before_call(case)
+
+    def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+        return {**super().get_call_kwargs(case), "headers": auth()}
+
+
+@pytest.fixture(scope="module")
+async def target(settings: Any, db: Any) -> AsyncIterator[None]:
+    """An app of its own on this module's database: schemathesis drives it from its own event
+    loop (a portal thread), so its pools must not be those of the suite's loop."""
+    KEY["key"] = (await create_key(db, team=unique_team("schemathesis"))).key
+    APP.target = create_app(settings)
+    yield
+    from schemathesis.python import asgi
+
+    asgi.shutdown_lifespans()  # Forward disposes the target's pools on the portal loop
+    APP.target = None
+
+
+@OPENAPI.parametrize()
+def test_openapi(case: Any, target: None) -> None:
+    """Examples, coverage and fuzzing of one documented operation, every check."""
+    fresh_idempotency_key(case)
+    case.call_and_validate(headers=auth())
+
+
+class OpenApiSequences(Authenticated, OPENAPI.as_state_machine()):  # type: ignore[misc]
+    pass
+
+
+STATEFUL = hypothesis_settings(
+    max_examples=15,
+    stateful_step_count=6,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.generate],
+)
+
+
+def test_openapi_stateful(target: None) -> None:
+    """Sequences of calls over the links between operations (create → get/update/delete,
+    update → delete, …), every check, including the stateful ones (use after free, created
+    resource available)."""
+    OpenApiSequences.run(settings=STATEFUL)
+
+
+@GRAPHQL.parametrize()
+def test_graphql(case: Any, target: None) -> None:
+    fresh_idempotency_key(case)
+    case.call_and_validate(headers=auth())
