@@ -122,8 +122,15 @@ def create_app(settings: Settings | None = None) -> Any:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await services.db.dispose()
+        from app.events.runtime import EventsRuntime
+
+        runtime = EventsRuntime(services, deliver=settings.webhook_delivery == "internal")
+        runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+            await services.db.dispose()
 
     app = FastAPI(
         title="Clients gateway",
@@ -218,8 +225,12 @@ def create_app(settings: Settings | None = None) -> Any:
         return Response(orjson.dumps({"status": "ready"}), media_type="application/json")
 
     from app.rest.clients import router as clients_router
+    from app.rest.events import router as events_router
+    from app.rest.webhooks import router as webhooks_router
 
     app.include_router(clients_router)
+    app.include_router(events_router)
+    app.include_router(webhooks_router)
     _document_errors_only_as_they_are(app)
 
     from schema.endpoint import mount_graphql

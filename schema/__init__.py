@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 
 from schema.errors import (
     EXCEPTION_HANDLERS,
@@ -18,6 +19,8 @@ from schema.errors import (
     NotFoundError,
     ValidationError,
 )
+from schema.events import EXCEPTION_HANDLERS as EVENT_EXCEPTION_HANDLERS
+from schema.events import EventsQuery, Subscription, WebhooksMutation
 from schema.resolvers import Mutation, Query
 from schema.scalars import SCALAR_MAP
 
@@ -35,11 +38,12 @@ def build_schema(
     extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
 ) -> GatewaySchema:
     return GatewaySchema(
-        query=Query,
-        mutation=Mutation,
+        query=merge_types("Query", (Query, EventsQuery)),
+        mutation=merge_types("Mutation", (Mutation, WebhooksMutation)),
+        subscription=Subscription,
         types=[ValidationError, DuplicateRfcError, NotFoundError, ClientInUseError, ConflictError],
         extensions=list(extensions),
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=(*EXCEPTION_HANDLERS, *EVENT_EXCEPTION_HANDLERS),
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     )
 

@@ -122,3 +122,25 @@ class IdempotencyKeyReused(DomainError):
     message = "This idempotency key was used with a different request"
     summary = "Idempotency keys cannot be reused with different parameters"
     status = 422
+
+
+class EventNotFound(DomainError):
+    code = "NOT_FOUND"
+    message = "Event not found"
+    summary = "The requested event does not exist"
+    status = 404
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__()
+        self.event_id = event_id
+
+
+class WebhookNotFound(DomainError):
+    code = "NOT_FOUND"
+    message = "Webhook not found"
+    summary = "The requested webhook does not exist"
+    status = 404
+
+    def __init__(self, webhook_id: str) -> None:
+        super().__init__()
+        self.webhook_id = webhook_id
