@@ -8,6 +8,7 @@ fails after the change make none, and concurrent writes make one each.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import httpx
@@ -170,7 +171,7 @@ async def test_concurrent_writes_make_one_event_each(client, db, key_a):
     assert created_ids == sorted(c["id"] for c in clients)
     # The updates' objects follow each other: each one's previous name is the one before.
     updates = [e for e in reversed(page["data"]) if e["type"] == "client.updated"]
-    for before, after in zip(updates, updates[1:], strict=False):
+    for before, after in itertools.pairwise(updates):
         assert after["previousAttributes"]["name"] == before["data"]["object"]["name"]
 
 
@@ -294,7 +295,8 @@ async def test_graphql_events_and_event(client, key_a, key_b):
     missing = await gql(
         client,
         key_b,
-        "query($id: ID!) { event(id: $id) { __typename ... on NotFoundError { code message id } } }",
+        "query($id: ID!) { event(id: $id) { __typename "
+        "... on NotFoundError { code message id } } }",
         id=rest[0]["id"],
     )
     assert missing["data"]["event"] == {
@@ -321,7 +323,8 @@ async def test_graphql_mutations_make_events_too(client, key_a):
     r = await gql(
         client,
         key_a,
-        "mutation($input: CreateClientInput!) { createClient(input: $input) { ... on Client { id } } }",
+        "mutation($input: CreateClientInput!) "
+        "{ createClient(input: $input) { ... on Client { id } } }",
         input={"name": "Desde GraphQL", "rfc": new_rfc()},
     )
     client_id = r["data"]["createClient"]["id"]

@@ -135,7 +135,7 @@ async def test_tenancy_and_unknown_ids(client, key_a, key_a_test, key_b):
         assert r.status_code == 404
     r = await client.get(f"/v2/webhooks/{hook['id']}/deliveries?limit=0", headers=key_a.headers)
     assert r.status_code == 400
-    r = await client.get(f"/v2/webhooks?x=1", headers=key_a.headers)
+    r = await client.get("/v2/webhooks?x=1", headers=key_a.headers)
     assert r.status_code == 400
     assert (await client.get("/v2/webhooks")).status_code == 401
 
@@ -235,7 +235,10 @@ async def test_graphql_webhooks(client, key_a, key_b):
     error = bad["data"]["createWebhook"]
     assert error["__typename"] == "ValidationError"
     assert {f["field"] for f in error["fields"]} == {"url", "events"}
-    delete = "mutation($id: ID!) { deleteWebhook(id: $id) { __typename ... on DeletedWebhook { id deleted } ... on NotFoundError { code message id } } }"
+    delete = (
+        "mutation($id: ID!) { deleteWebhook(id: $id) { __typename "
+        "... on DeletedWebhook { id deleted } ... on NotFoundError { code message id } } }"
+    )
     other = await gql(client, key_b, delete, id=hook["id"])
     assert other["data"]["deleteWebhook"] == {
         "__typename": "NotFoundError",
