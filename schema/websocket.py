@@ -17,7 +17,7 @@ from typing import Any, cast
 from fastapi import FastAPI
 from fastapi.routing import APIWebSocketRoute
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.fastapi import GraphQLRouter
+from strawberry.fastapi import BaseContext, GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
@@ -32,11 +32,12 @@ _INIT_TIMEOUT = timedelta(seconds=10)
 _SUBSCRIPTIONS_ONLY = frozenset({OperationType.SUBSCRIPTION})
 
 
-class SocketContext:
+class SocketContext(BaseContext):
     """The context of every operation on one socket (the caller is known after
     connection_init)."""
 
     def __init__(self, services: Services) -> None:
+        super().__init__()
         self.services = services
         self.principal: Principal | None = None
         self.connection_params: dict[str, Any] = {}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 import threading
 import time
@@ -46,6 +47,10 @@ class Receiver:
     answer: Callable[[Received, int], int] = lambda _r, _n: 200
     delay: float = 0.0
     received: list[Received] = field(default_factory=list)
+    arrived: int = 0  # requests read, answered or not yet
+    # A path of its own: deliveries meant for an earlier receiver on a reused port are
+    # answered 410 and not recorded.
+    path: str = field(default_factory=lambda: f"/hook/{secrets.token_hex(8)}")
     port: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: uvicorn.Server | None = None
@@ -53,10 +58,14 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"http://127.0.0.1:{self.port}{self.path}"
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
+            return
+        if scope["path"] != self.path:
+            await send({"type": "http.response.start", "status": 410, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
             return
         body = b""
         while True:
@@ -65,6 +74,8 @@ class Receiver:
             if not message.get("more_body"):
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        with self._lock:
+            self.arrived += 1
         if self.delay:
             await asyncio.sleep(self.delay)
         with self._lock:
