@@ -3,9 +3,10 @@ transaction, through `Outbox.record` (no change without its event, no event with
 change: they commit or roll back together, a crash included).
 
 The event's `data.object` is the client exactly as REST renders it (the one renderer is
-injected, so fields added to clients appear in events by themselves). The same transaction
-queues one delivery per subscribed webhook endpoint, and marks the session so that, once it
-has committed, this process's listeners are woken (app/events/signals.py).
+injected, so fields added to clients appear in events by themselves). Inserting the event
+queues one delivery per subscribed webhook endpoint (a trigger: app/db/migrations/fan_out.py);
+the session is marked so that, once it has committed, this process's listeners are woken
+(app/events/signals.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from app.clients.types import Client, Principal
 from app.core.ids import new_id
 from app.events.repository import EventRepository
 from app.events.types import CLIENT_CREATED, CLIENT_DELETED, CLIENT_UPDATED, EVENT_PREFIX
-from app.webhooks.repository import WebhookRepository
 
 # Session.info key: this transaction wrote events (read by the after-commit hook).
 WROTE_EVENTS = "wrote_events"
@@ -45,7 +45,6 @@ def changed_values(before: Any, after: Any) -> Any:
 class Outbox:
     def __init__(self, dialect: str, render_client: ClientRenderer) -> None:
         self.events = EventRepository(dialect)
-        self.webhooks = WebhookRepository(dialect)
         self.render_client = render_client
 
     async def client_created(
@@ -81,10 +80,11 @@ class Outbox:
         previous: dict[str, Any] | None,
         now: datetime,
     ) -> str:
-        """Write one event and queue its deliveries, in the caller's transaction; its id.
+        """Write one event (its deliveries are queued with it), in the caller's transaction;
+        its id.
         Call it as the last write of the transaction (see app/events/repository.py)."""
         public_id = new_id(EVENT_PREFIX)
-        seq = await self.events.insert(
+        await self.events.insert(
             session,
             {
                 "public_id": public_id,
@@ -98,15 +98,6 @@ class Outbox:
                 else orjson.dumps(previous).decode(),
                 "created_at": now,
             },
-        )
-        await self.webhooks.enqueue(
-            session,
-            team_id=principal.team_id,
-            livemode=principal.livemode,
-            event_seq=seq,
-            event_type=type_,
-            subject_id=subject_id,
-            now=now,
         )
         session.info[WROTE_EVENTS] = True
         return public_id

@@ -6,7 +6,10 @@ id. SQLite has one writer at a time, so ids follow commits. On PostgreSQL ids co
 sequence at insert time; the writer therefore takes a transaction-scoped advisory lock per
 (team, mode) just before inserting the event (the last statement of the change), held until
 its commit: the next writer of that team draws its id only after this one committed.
-The same transaction sends a NOTIFY, delivered by PostgreSQL at commit, in commit order.
+
+Inserting an event also queues its webhook deliveries and (PostgreSQL) sends the NOTIFY that
+wakes every process, delivered at commit in commit order: both by the trigger of
+app/db/migrations/fan_out.py, in the same statement.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from app.events.types import Event
 events = cast(Table, EventRow.__table__)
 e = events.c
 
-NOTIFY_CHANNEL = "client_events"
+NOTIFY_CHANNEL = "client_events"  # as in app/db/migrations/fan_out.py
 # First key of the two-key advisory lock: "EVNT", so it cannot collide with other users.
 _LOCK_NAMESPACE = 0x45564E54
 
@@ -59,20 +62,14 @@ class EventRepository:
         self.dialect = dialect
 
     async def insert(self, session: AsyncSession, values: dict[str, Any]) -> int:
-        """Insert an event (the last write of its transaction); its row id."""
-        postgres = self.dialect == "postgresql"
-        if postgres:
+        """Insert an event (the last write of its transaction), queueing its deliveries; its
+        row id."""
+        if self.dialect == "postgresql":
             await session.execute(
                 text("SELECT pg_advisory_xact_lock(:ns, :key)"),
                 {"ns": _LOCK_NAMESPACE, "key": values["team_id"] * 2 + int(values["livemode"])},
             )
         seq = (await session.execute(events.insert().values(**values).returning(e.id))).scalar_one()
-        if postgres:
-            payload = f"{values['team_id']}:{int(values['livemode'])}:{seq}"
-            await session.execute(
-                text("SELECT pg_notify(:channel, :payload)"),
-                {"channel": NOTIFY_CHANNEL, "payload": payload},
-            )
         return int(seq)
 
     async def get(

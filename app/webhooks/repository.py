@@ -19,14 +19,14 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, delete, exists, literal, or_, select, update
+from sqlalchemy import Table, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.db.tables import Event as EventRow
 from app.db.tables import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.events.repository import row_to_event
-from app.webhooks.types import ALL_EVENTS, Attempt, DueDelivery, Webhook
+from app.webhooks.types import Attempt, DueDelivery, Webhook
 
 endpoints = cast(Table, WebhookEndpoint.__table__)
 deliveries = cast(Table, WebhookDelivery.__table__)
@@ -96,48 +96,6 @@ class WebhookRepository:
         return len((await session.execute(stmt)).all())
 
     # -- deliveries ------------------------------------------------------------------------
-
-    async def enqueue(
-        self,
-        session: AsyncSession,
-        *,
-        team_id: int,
-        livemode: bool,
-        event_seq: int,
-        event_type: str,
-        subject_id: str,
-        now: datetime,
-    ) -> None:
-        """One pending delivery of the event per endpoint of the team and mode that wants it
-        (one INSERT … SELECT; nothing when the team has no endpoint)."""
-        wanted = or_(
-            w.events.like(f'%"{ALL_EVENTS}"%'),
-            w.events.like(f'%"{event_type}"%'),
-        )
-        source = select(
-            w.id,
-            literal(event_seq),
-            literal(subject_id),
-            literal(PENDING),
-            literal(0),
-            literal(now, deliveries.c.next_attempt_at.type),
-            literal(now, deliveries.c.created_at.type),
-            literal(now, deliveries.c.updated_at.type),
-        ).where(w.team_id == team_id, w.livemode == livemode, wanted)
-        stmt = deliveries.insert().from_select(
-            [
-                "endpoint_id",
-                "event_id",
-                "subject_id",
-                "status",
-                "attempts",
-                "next_attempt_at",
-                "created_at",
-                "updated_at",
-            ],
-            source,
-        )
-        await session.execute(stmt)
 
     async def release(self, session: AsyncSession, *, ids: list[int], owner: str) -> None:
         """Give back claimed deliveries that will not be attempted now."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 WAIT = 30.0  # seconds: a bound on a hang, never an assertion of speed
 
@@ -25,7 +26,9 @@ def ws_url(base_url: str) -> str:
 
 async def open_socket(base_url: str, key: str | None, **payload: Any) -> ClientConnection:
     """Connect and send connection_init (with the key when given); no wait for the ack."""
-    ws = await connect(ws_url(base_url), subprotocols=["graphql-transport-ws"], open_timeout=WAIT)
+    ws = await connect(
+        ws_url(base_url), subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=WAIT
+    )
     init: dict[str, Any] = dict(payload)
     if key is not None:
         init["Authorization"] = f"Bearer {key}"
@@ -63,7 +66,7 @@ async def subscribe(
 
 async def next_events(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
     """The next `count` events pushed on this socket (any operation id)."""
-    out = []
+    out: list[dict[str, Any]] = []
     while len(out) < count:
         message = await receive(ws)
         assert message["type"] == "next", message

@@ -1,4 +1,5 @@
-"""Events (the transactional outbox), webhook endpoints, pending deliveries and attempts.
+"""Events (the transactional outbox), webhook endpoints, pending deliveries and attempts, and
+the trigger that queues an event's deliveries (app/db/migrations/fan_out.py).
 
 Revision ID: 0006
 Revises: 0003
@@ -11,6 +12,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from app.db.migrations.fan_out import create_fan_out, drop_fan_out
 
 revision: str = "0006"
 down_revision: str | None = "0003"
@@ -135,9 +138,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_webhook_attempts_endpoint_id_id", "webhook_attempts", ["endpoint_id", "id"])
     op.create_index(op.f("ix_webhook_attempts_created_at"), "webhook_attempts", ["created_at"])
+    create_fan_out()
 
 
 def downgrade() -> None:
+    drop_fan_out()
     op.drop_table("webhook_attempts")
     op.drop_table("webhook_deliveries")
     op.drop_table("webhook_endpoints")
