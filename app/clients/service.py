@@ -4,13 +4,14 @@ optimistic concurrency and pagination. REST and GraphQL call this and nothing be
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.principal import Principal
 from app.clients import validation as v
 from app.clients.ids import is_client_id, new_client_id
 from app.clients.pagination import (
@@ -24,10 +25,8 @@ from app.clients.repository import (
     RfcTaken,
     SearchFilter,
     StillReferenced,
-    from_ms,
     row_position,
     row_to_client,
-    to_ms,
 )
 from app.clients.types import (
     UNSET,
@@ -39,8 +38,9 @@ from app.clients.types import (
     ClientPatch,
     NewClient,
     Position,
-    Principal,
 )
+from app.core import clock
+from app.core.clock import from_ms, to_ms
 from app.core.errors import (
     ClientInUse,
     ClientNotFound,
@@ -53,11 +53,6 @@ from app.db.database import Database
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000
 T = TypeVar("T")
-
-
-def now_utc() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 class _Errors:
@@ -228,7 +223,7 @@ class ClientService:
         values = _new_values(data)
         values.update(_derived(values))
         for _attempt in range(3):
-            now = now_utc()
+            now = clock.now()
             row = {
                 **values,
                 "public_id": new_client_id(to_ms(now)),
@@ -276,7 +271,7 @@ class ClientService:
                 return current
             changes.update(_derived(changes))
             # updatedAt strictly moves, so an ETag of it changes with every change.
-            changes["updated_at"] = max(now_utc(), current.updated_at + timedelta(milliseconds=1))
+            changes["updated_at"] = max(clock.now(), current.updated_at + timedelta(milliseconds=1))
             try:
                 await self.repo.update(session, row.id, changes)
             except RfcTaken:

@@ -25,15 +25,6 @@ Patch: TypeAlias = Union[T, _Unset, None]  # noqa: UP007
 
 
 @dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: a team in one mode (live or test), via one API key."""
-
-    team_id: int
-    livemode: bool
-    key_id: int
-
-
-@dataclass(frozen=True, slots=True)
 class Address:
     street: str | None = None
     city: str | None = None

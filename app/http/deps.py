@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from app.auth.principal import Principal
 from app.auth.service import ApiKeyService
 from app.clients.pagination import TokenSigner
 from app.clients.service import ClientService
-from app.clients.types import Principal
 from app.core.config import Settings
 from app.core.errors import RateLimited
 from app.db.database import Database

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.principal import Principal
 from app.clients import validation as v
-from app.clients.repository import from_ms, to_ms
 from app.clients.types import (
     UNSET,
     Address,
@@ -23,9 +23,8 @@ from app.clients.types import (
     ClientFilter,
     ClientPatch,
     NewClient,
-    Principal,
 )
-from app.core.clock import format_timestamp
+from app.core.clock import format_timestamp, from_ms, to_ms
 from app.core.errors import DuplicateRfc, PreconditionFailed, UnsupportedMediaType, ValidationFailed
 from app.http.deps import client_service, principal, services
 from app.platform.idempotency import DoNotStore, Outcome, Recorder, fingerprint

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, update
 
+from app.auth.principal import Principal
 from app.clients import validation as v
 from app.clients.ids import new_client_id
-from app.clients.repository import to_ms
 from app.clients.service import ClientService
 from app.clients.types import (
     UNSET,
@@ -19,8 +19,8 @@ from app.clients.types import (
     ClientFilter,
     ClientPatch,
     NewClient,
-    Principal,
 )
+from app.core.clock import to_ms
 from app.core.errors import (
     ClientInUse,
     ClientNotFound,
