@@ -9,14 +9,13 @@ from typing import Annotated
 
 import orjson
 import strawberry
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.service import check_page_args, normalize_filter
 from app.clients.types import Client as DomainClient
 from app.clients.types import ClientFilter as DomainFilter
 from app.clients.types import Position, client_from_json, client_to_json
 from app.core.errors import DuplicateRfc, ValidationFailed
-from app.platform.idempotency import DoNotStore, Outcome, Recorder, check_key, fingerprint
+from app.platform.idempotency import Outcome, fingerprint
 from schema.context import Context
 from schema.errors import (
     ClientInUseError,
@@ -146,6 +145,14 @@ class Query:
         )
 
 
+def _create_answer(result: DomainClient | DuplicateRfc) -> Outcome:
+    """What an idempotent createClient keeps for its retries: the client, or the refusal."""
+    if isinstance(result, DuplicateRfc):
+        kept = {"duplicate": {"rfc": result.rfc, "id": result.existing_client_id}}
+        return Outcome(409, orjson.dumps(kept).decode(), {})
+    return Outcome(200, orjson.dumps({"client": client_to_json(result)}).decode(), {})
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation
@@ -168,32 +175,13 @@ class Mutation:
             return Client.from_domain(
                 await ctx.services.clients.create(principal=ctx.principal, data=data)
             )
-
-        def answer(client: DomainClient) -> Outcome:
-            return Outcome(200, orjson.dumps({"client": client_to_json(client)}).decode(), {})
-
-        async def work(recorder: Recorder) -> Outcome:
-            async def keep(session: AsyncSession, client: DomainClient) -> None:
-                # Recorded in the creating transaction: the client and its answer commit
-                # together.
-                await recorder.record(session, answer(client))
-
-            try:
-                created = await ctx.services.clients.create(
-                    principal=ctx.principal, data=data, on_created=keep
-                )
-            except DuplicateRfc as exc:  # an answer, kept like a success
-                kept = {"duplicate": {"rfc": exc.rfc, "id": exc.existing_client_id}}
-                return Outcome(409, orjson.dumps(kept).decode(), {})
-            except ValidationFailed as exc:  # not kept: a corrected retry may reuse the key
-                raise DoNotStore(exc) from None
-            return answer(created)
-
-        outcome = await ctx.services.idempotency.run(
+        outcome = await ctx.services.clients.create_idempotent(
             principal=ctx.principal,
-            key=check_key(idempotency_key, field="idempotencyKey"),
-            fingerprint=fingerprint("graphql createClient", asdict(data)),
-            work=work,
+            data=data,
+            key=idempotency_key,
+            key_field="idempotencyKey",
+            request_fingerprint=fingerprint("graphql createClient", asdict(data)),
+            answer=_create_answer,
         )
         kept = orjson.loads(outcome.body)
         if "duplicate" in kept:

@@ -49,6 +49,7 @@ from app.core.errors import (
     ValidationFailed,
 )
 from app.db.database import Database
+from app.platform.idempotency import DoNotStore, IdempotencyService, Outcome, Recorder
 
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000
@@ -203,10 +204,16 @@ def _check_expected(current: Client, expected: datetime | None) -> None:
         raise PreconditionFailed(current.id, current.updated_at)
 
 
+# Renders the result of an idempotent create (the client made, or the duplicate-RFC refusal)
+# as the caller's transport answers it: what is stored and replayed to retries.
+CreateAnswer = Callable[[Client | DuplicateRfc], Outcome]
+
+
 class ClientService:
-    def __init__(self, db: Database, signer: TokenSigner) -> None:
+    def __init__(self, db: Database, signer: TokenSigner, idempotency: IdempotencyService) -> None:
         self.db = db
         self.signer = signer
+        self.idempotency = idempotency
         self.repo = ClientRepository(db.dialect)
 
     # -- commands -------------------------------------------------------------------------
@@ -247,6 +254,46 @@ class ClientService:
                 raise DuplicateRfc(values["rfc"], owner)
             # The owner was deleted between our insert and the look-up: try again.
         raise DuplicateRfc(values["rfc"], "")
+
+    async def create_idempotent(
+        self,
+        *,
+        principal: Principal,
+        data: NewClient,
+        key: str,
+        key_field: str,
+        request_fingerprint: str,
+        answer: CreateAnswer,
+    ) -> Outcome:
+        """Create a client under an Idempotency-Key (app/platform/idempotency.py): the answer
+        to the first request with `key`, or to this one, stored for the retries to come.
+
+        The answer to a created client is recorded in the creating transaction (the client and
+        its answer commit together); a duplicate-RFC refusal is an answer, kept like a
+        success; a validation refusal is not kept, so a corrected retry may use the key."""
+
+        async def work(recorder: Recorder) -> Outcome:
+            kept: list[Outcome] = []
+
+            async def keep(session: AsyncSession, client: Client) -> None:
+                kept.append(answer(client))
+                await recorder.record(session, kept[-1])
+
+            try:
+                await self.create(principal=principal, data=data, on_created=keep)
+            except DuplicateRfc as exc:
+                return answer(exc)
+            except ValidationFailed as exc:
+                raise DoNotStore(exc) from None
+            return kept[-1]
+
+        return await self.idempotency.run(
+            principal=principal,
+            key=key,
+            key_field=key_field,
+            fingerprint=request_fingerprint,
+            work=work,
+        )
 
     async def update(
         self,

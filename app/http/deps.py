@@ -30,12 +30,13 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         db = Database(settings)
         signer = TokenSigner(settings.resolved_secret_key())
+        idempotency = IdempotencyService(db)
         return cls(
             settings=settings,
             db=db,
-            clients=ClientService(db, signer),
+            clients=ClientService(db, signer, idempotency),
             keys=ApiKeyService(db),
-            idempotency=IdempotencyService(db),
+            idempotency=idempotency,
             limiter=build_rate_limiter(settings, db),
         )
 

@@ -135,13 +135,15 @@ class IdempotencyService:
         key: str,
         fingerprint: str,
         work: Callable[[Recorder], Awaitable[Outcome]],
+        key_field: str = HEADER,
     ) -> Outcome:
         """The stored outcome for `key`, or `work`'s, stored for the retries to come.
 
         `work` may store its outcome itself with `Recorder.record(session, outcome)` inside
         the transaction that makes its change, so a crash can never leave a change made and
-        its outcome unrecorded (which a retry would then make a second time)."""
-        claim = await self._claim(principal, check_key(key), fingerprint)
+        its outcome unrecorded (which a retry would then make a second time). A bad key is
+        refused as `key_field` (the header, or the GraphQL argument)."""
+        claim = await self._claim(principal, check_key(key, key_field), fingerprint)
         if isinstance(claim, Outcome):
             return claim
         recorder = Recorder(claim)

@@ -6,12 +6,12 @@ Handlers only translate: request → service input, domain result → the docume
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.clients import validation as v
@@ -26,8 +26,9 @@ from app.clients.types import (
 )
 from app.core.clock import format_timestamp, from_ms, to_ms
 from app.core.errors import DuplicateRfc, PreconditionFailed, UnsupportedMediaType, ValidationFailed
-from app.http.deps import client_service, principal, services
-from app.platform.idempotency import DoNotStore, Outcome, Recorder, fingerprint
+from app.http.deps import client_service, principal
+from app.platform.idempotency import HEADER as IDEMPOTENCY_HEADER
+from app.platform.idempotency import Outcome, fingerprint
 from app.rest.errors import domain_error_response
 from app.rest.schemas import (
     ClientCreateBody,
@@ -233,50 +234,19 @@ async def create_client(
     ] = None,
 ) -> Response:
     _no_query(request)
-    rfc, email = _alias(body, body.model_fields_set)
-    a = body.address
-    data = NewClient(
-        name=body.name,
-        rfc=None if rfc is UNSET else rfc,
-        legal_name=body.legalName,
-        email=None if email is UNSET else email,
-        phone=body.phone,
-        address=None
-        if a is None
-        else Address(
-            street=a.street, city=a.city, state=a.state, zip_code=a.zipCode, country=a.country
-        ),
-    )
+    data = _new_client(body)
     service = client_service(request)
     if idempotency_key is None:
         return _created(await service.create(principal=who, data=data))
-
-    async def work(recorder: Recorder) -> Outcome:
-        kept: list[Outcome] = []
-
-        async def keep(session: AsyncSession, client: Client) -> None:
-            # Recorded in the creating transaction: the client and its answer commit together.
-            created = _created(client)
-            headers = {k: created.headers[k] for k in ("etag", "location")}
-            kept.append(Outcome(created.status_code, bytes(created.body).decode(), headers))
-            await recorder.record(session, kept[0])
-
-        try:
-            await service.create(principal=who, data=data, on_created=keep)
-        except DuplicateRfc as exc:  # an answer, kept like a success
-            refused = domain_error_response(request.url.path, exc)
-            return Outcome(refused.status_code, bytes(refused.body).decode(), {})
-        except ValidationFailed as exc:  # not kept: a corrected retry may use the same key
-            raise DoNotStore(exc) from None
-        return kept[0]
-
-    outcome = await services(request).idempotency.run(
+    outcome = await service.create_idempotent(
         principal=who,
+        data=data,
         key=idempotency_key,
-        fingerprint=fingerprint(
+        key_field=IDEMPOTENCY_HEADER,
+        request_fingerprint=fingerprint(
             "POST /v2/clients", body.model_dump(mode="json", exclude_unset=True)
         ),
-        work=work,
+        answer=partial(_create_answer, request.url.path),
     )
     headers = dict(outcome.headers)
     if outcome.replayed:
@@ -289,12 +259,43 @@ async def create_client(
     )
 
 
+def _new_client(body: ClientCreateBody) -> NewClient:
+    rfc, email = _alias(body, body.model_fields_set)
+    address = body.address
+    return NewClient(
+        name=body.name,
+        rfc=None if rfc is UNSET else rfc,
+        legal_name=body.legalName,
+        email=None if email is UNSET else email,
+        phone=body.phone,
+        address=None
+        if address is None
+        else Address(
+            street=address.street,
+            city=address.city,
+            state=address.state,
+            zip_code=address.zipCode,
+            country=address.country,
+        ),
+    )
+
+
 def _created(client: Client) -> Response:
     return _json(
         {"data": client_json(client), "message": "Client created successfully"},
         201,
         {"ETag": etag(client), "Location": f"/v2/clients/{client.id}"},
     )
+
+
+def _create_answer(path: str, result: Client | DuplicateRfc) -> Outcome:
+    """What an idempotent create answers, as stored and replayed byte for byte."""
+    if isinstance(result, DuplicateRfc):
+        refused = domain_error_response(path, result)
+        return Outcome(refused.status_code, bytes(refused.body).decode(), {})
+    created = _created(result)
+    headers = {k: created.headers[k] for k in ("etag", "location")}
+    return Outcome(created.status_code, bytes(created.body).decode(), headers)
 
 
 @router.get(
