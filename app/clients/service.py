@@ -4,6 +4,7 @@ optimistic concurrency and pagination. REST and GraphQL call this and nothing be
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from types import SimpleNamespace
@@ -51,9 +52,41 @@ from app.core.errors import (
 from app.db.database import Database
 from app.platform.idempotency import DoNotStore, IdempotencyService, Outcome, Recorder
 
+DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ListFields:
+    """What each list argument is called where the caller wrote it, so that every error names
+    it as sent: REST's query parameters (the default); GraphQL names its own arguments."""
+
+    limit: str = "limit"
+    offset: str = "offset"
+    after: str = "after"
+    next: str = "next"
+    name: str = "name"
+    rfc: str = "rfc"
+    email: str = "email"
+    created_from: str = "from"
+    created_to: str = "to"
+
+
+REST_LIST_FIELDS = ListFields()
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """A list's arguments once checked: the filter (bounds parsed), what the repository runs,
+    and where the page starts."""
+
+    filters: ClientFilter
+    search: SearchFilter
+    limit: int
+    offset: int
+    after: Position | None
 
 
 class _Errors:
@@ -373,35 +406,74 @@ class ClientService:
         self,
         *,
         principal: Principal,
-        filters: ClientFilter,
-        limit: int,
-        offset: int = 0,
-        after: Position | None = None,
+        filters: ClientFilter | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        after: str | None = None,
+        next_token: str | None = None,
         with_total: bool = False,
+        fields: ListFields = REST_LIST_FIELDS,
     ) -> ClientPage:
-        """A page of clients, newest first; `with_total` also counts every match, in the same
+        """A page of clients, newest first, from the arguments as the caller sent them: a
+        GraphQL cursor (`after`, the filter sent again) or a REST `next` token (which carries
+        the filter and the limit). `with_total` also counts every match, in the same
         transaction (so the page and its total agree)."""
-        check_page_args(limit=limit, offset=offset)
-        search = normalize_filter(filters)
+        query = self._page_query(principal, filters, limit, offset, after, next_token, fields)
         total = None
         async with self.db.read() as session:
             prepared = await self.repo.prepare(
-                session, principal.team_id, principal.livemode, search
+                session, principal.team_id, principal.livemode, query.search
             )
             rows = await self.repo.list(
-                session, prepared, after=after, limit=limit + 1, offset=offset
+                session, prepared, after=query.after, limit=query.limit + 1, offset=query.offset
             )
             if with_total:
                 total = await self.repo.count(session, prepared)
-        has_more = len(rows) > limit
-        rows = rows[:limit]
+        has_more = len(rows) > query.limit
+        rows = rows[: query.limit]
         return ClientPage(
             items=[row_to_client(r) for r in rows],
             positions=[row_position(r) for r in rows],
             has_more=has_more,
-            filters=filters,
+            filters=query.filters,
             total=total,
+            limit=query.limit,
         )
+
+    def _page_query(
+        self,
+        principal: Principal,
+        filters: ClientFilter | None,
+        limit: int | None,
+        offset: int | None,
+        after: str | None,
+        next_token: str | None,
+        fields: ListFields,
+    ) -> PageQuery:
+        """Defaults, bounds, tokens and filters of a list: every bad argument at once."""
+        errors = _Errors()
+        position = None
+        token_limit = DEFAULT_LIMIT
+        filters = filters or ClientFilter()
+        try:
+            if after is not None:
+                position = self.parse_cursor(principal, after, field=fields.after)
+            if next_token is not None:
+                filters, token_limit, position = self.parse_next_token(
+                    principal, next_token, field=fields.next
+                )
+        except ValidationFailed as exc:
+            errors.fields.update(exc.fields)
+        limit = token_limit if limit is None else limit
+        offset = offset or 0
+        if not 1 <= limit <= MAX_LIMIT:
+            errors.fields[fields.limit] = f"Must be between 1 and {MAX_LIMIT}"
+        if not 0 <= offset <= MAX_OFFSET:
+            errors.fields[fields.offset] = f"Must be between 0 and {MAX_OFFSET}"
+        search = _search_filter(filters, fields, errors)
+        errors.raise_if_any()
+        checked = replace(filters, created_from=search.created_from, created_to=search.created_to)
+        return PageQuery(checked, search, limit, offset, position)
 
     async def count(self, *, principal: Principal, filters: ClientFilter) -> int:
         search = normalize_filter(filters)
@@ -432,15 +504,23 @@ class ClientService:
         for key in ("name", "rfc", "email"):
             if getattr(filters, key) is not None:
                 f[key] = getattr(filters, key)
-        if filters.created_from is not None:
-            f["from"] = to_ms(filters.created_from)
-        if filters.created_to is not None:
-            f["to"] = to_ms(filters.created_to)
+        for key, bound in (
+            ("from", _date_bound(filters.created_from, end=False)),
+            ("to", _date_bound(filters.created_to, end=True)),
+        ):
+            if bound is not None:
+                f[key] = to_ms(bound)
         payload = {"f": f, "l": limit, "p": position_to_json(position)}
         return self.signer.dumps("next", principal, payload)
 
+    def next_page_token(self, principal: Principal, page: ClientPage) -> str | None:
+        """The REST `next` token of the page after `page`, if there is one."""
+        if not page.has_more:
+            return None
+        return self.next_token(principal, page.filters, page.limit, page.positions[-1])
+
     def parse_next_token(
-        self, principal: Principal, token: str
+        self, principal: Principal, token: str, *, field: str = "next"
     ) -> tuple[ClientFilter, int, Position]:
         try:
             payload = self.signer.loads("next", principal, token)
@@ -463,32 +543,41 @@ class ClientService:
             )
             return filters, limit, position_from_json(payload.get("p"))
         except InvalidToken:
-            raise ValidationFailed({"next": "Invalid or tampered pagination token"}) from None
+            raise ValidationFailed({field: "Invalid or tampered pagination token"}) from None
 
 
-def check_page_args(*, limit: int, offset: int) -> None:
-    errors: dict[str, str] = {}
-    if not 1 <= limit <= MAX_LIMIT:
-        errors["limit"] = f"Must be between 1 and {MAX_LIMIT}"
-    if not 0 <= offset <= MAX_OFFSET:
-        errors["offset"] = f"Must be between 0 and {MAX_OFFSET}"
-    if errors:
-        raise ValidationFailed(errors)
-
-
-def normalize_filter(filters: ClientFilter) -> SearchFilter:
+def normalize_filter(filters: ClientFilter, fields: ListFields = REST_LIST_FIELDS) -> SearchFilter:
     errors = _Errors()
-    name = errors.run("name", lambda: v.search_query(filters.name), None)
-    rfc = errors.run("rfc", lambda: v.rfc_query(filters.rfc), None)
-    email = errors.run("email", lambda: v.email_query(filters.email), None)
-    created_from = v.aware_utc(filters.created_from) if filters.created_from else None
-    created_to = v.aware_utc(filters.created_to) if filters.created_to else None
-    if created_from and created_to and created_from > created_to:
-        errors.fields["created_from"] = "Must not be after the end of the range"
+    search = _search_filter(filters, fields, errors)
     errors.raise_if_any()
+    return search
+
+
+def _search_filter(filters: ClientFilter, fields: ListFields, errors: _Errors) -> SearchFilter:
+    """The filter the repository runs; each bad value's error goes to `errors`."""
+    name = errors.run(fields.name, lambda: v.search_query(filters.name), None)
+    rfc = errors.run(fields.rfc, lambda: v.rfc_query(filters.rfc), None)
+    email = errors.run(fields.email, lambda: v.email_query(filters.email), None)
+    created_from = errors.run(
+        fields.created_from, lambda: _date_bound(filters.created_from, end=False), None
+    )
+    created_to = errors.run(
+        fields.created_to, lambda: _date_bound(filters.created_to, end=True), None
+    )
+    if created_from and created_to and created_from > created_to:
+        errors.fields[fields.created_from] = "Must not be after the end of the range"
     return SearchFilter(
         name=name, rfc=rfc, email=email, created_from=created_from, created_to=created_to
     )
+
+
+def _date_bound(value: datetime | str | None, *, end: bool) -> datetime | None:
+    """A creation-time bound: a date-time (GraphQL), or ISO 8601 text (REST's query)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return v.parse_date_bound(value, end=end)
+    return v.aware_utc(value)
 
 
 def _client_from_values(row: dict[str, Any]) -> Client:

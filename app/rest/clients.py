@@ -15,6 +15,7 @@ from fastapi.security import HTTPBearer
 
 from app.auth.principal import Principal
 from app.clients import validation as v
+from app.clients.service import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from app.clients.types import (
     UNSET,
     Address,
@@ -310,11 +311,17 @@ async def list_clients(
     # Bounds are documented here and checked by the service, so REST and GraphQL say the same.
     limit: Annotated[
         int | None,
-        Query(description="1..100, default 20", json_schema_extra={"minimum": 1, "maximum": 100}),
+        Query(
+            description=f"1..{MAX_LIMIT}, default {DEFAULT_LIMIT}",
+            json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT},
+        ),
     ] = None,
     offset: Annotated[
         int | None,
-        Query(description="0..10,000", json_schema_extra={"minimum": 0, "maximum": 10_000}),
+        Query(
+            description=f"0..{MAX_OFFSET:,}",
+            json_schema_extra={"minimum": 0, "maximum": MAX_OFFSET},
+        ),
     ] = None,
     name: Annotated[
         str | None, Query(max_length=300, description="Partial, case- and accent-insensitive")
@@ -335,48 +342,16 @@ async def list_clients(
     ] = None,
 ) -> Response:
     _check_query(request)
-    service = client_service(request)
-    after = None
     if next_ is not None:
-        others = {k for k in request.query_params if k not in ("next", "limit")}
-        if others:
-            raise ValidationFailed(
-                {k: "Not allowed with next: the token carries the query" for k in sorted(others)}
-            )
-        filters, token_limit, after = service.parse_next_token(who, next_)
-        page_limit = token_limit if limit is None else limit
-    else:
-        errors: dict[str, str] = {}
-        bounds: dict[str, Any] = {}
-        for key, raw, end in (("from", from_, False), ("to", to, True)):
-            if raw is not None:
-                try:
-                    bounds[key] = v.parse_date_bound(raw, end=end)
-                except v.FieldInvalid as exc:
-                    errors[key] = exc.message
-        if errors:
-            raise ValidationFailed(errors)
-        filters = ClientFilter(
-            name=name,
-            rfc=rfc,
-            email=email,
-            created_from=bounds.get("from"),
-            created_to=bounds.get("to"),
-        )
-        page_limit = 20 if limit is None else limit
-    try:
-        page = await service.list(
-            principal=who,
-            filters=filters,
-            limit=page_limit,
-            offset=offset or 0,
-            after=after,
-            with_total=True,
-        )
-    except ValidationFailed as exc:
-        raise ValidationFailed({_REST_NAMES.get(k, k): m for k, m in exc.fields.items()}) from None
-    next_token = (
-        service.next_token(who, filters, page_limit, page.positions[-1]) if page.has_more else None
+        _only_limit_with_next(request)
+    service = client_service(request)
+    page = await service.list(
+        principal=who,
+        filters=ClientFilter(name=name, rfc=rfc, email=email, created_from=from_, created_to=to),
+        limit=limit,
+        offset=offset,
+        next_token=next_,
+        with_total=True,
     )
     return _json(
         {
@@ -384,12 +359,17 @@ async def list_clients(
             "message": "Clients retrieved successfully",
             "totalResults": page.total,
             "hasMore": page.has_more,
-            "next": next_token,
+            "next": service.next_page_token(who, page),
         }
     )
 
 
-_REST_NAMES = {"created_from": "from", "created_to": "to"}
+def _only_limit_with_next(request: Request) -> None:
+    others = {k for k in request.query_params if k not in ("next", "limit")}
+    if others:
+        raise ValidationFailed(
+            {k: "Not allowed with next: the token carries the query" for k in sorted(others)}
+        )
 
 
 def _check_query(request: Request) -> None:
