@@ -3,7 +3,7 @@ optimistic concurrency and pagination. REST and GraphQL call this and nothing be
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -38,6 +38,7 @@ from app.clients.types import (
     ClientPage,
     ClientPatch,
     NewClient,
+    Patch,
     Position,
 )
 from app.core import clock
@@ -164,16 +165,6 @@ def _patch_values(current: Client, patch: ClientPatch) -> dict[str, Any]:
     country changes), so a stored client always stays editable."""
     errors = _Errors()
     changes: dict[str, Any] = {}
-
-    def changed(field: str, raw: object, stored: Any, check: Callable[[Any], Any]) -> Any:
-        """The new value of a field, or `stored` when it is absent, unchanged or invalid."""
-        if raw is UNSET:
-            return stored
-        cleaned = errors.run(field, lambda: v.clean_text(raw), stored)  # type: ignore[arg-type]
-        if field in errors.fields or cleaned == stored:
-            return stored
-        return errors.run(field, lambda: check(raw), stored)
-
     for field, column, check in (
         ("name", "name", v.check_name),
         ("legalName", "legal_name", _max(v.LEGAL_NAME_MAX)),
@@ -181,45 +172,70 @@ def _patch_values(current: Client, patch: ClientPatch) -> dict[str, Any]:
         ("phone", "phone", v.check_phone),
     ):
         stored = getattr(current, column)
-        new = changed(field, getattr(patch, column), stored, check)
+        new = _changed(errors, field, getattr(patch, column), stored, check)
         if new != stored:
             changes[column] = new
-
-    if patch.rfc is not UNSET:
-        raw_rfc = patch.rfc
-        stored_rfc: str | None = current.rfc
-        cleaned = errors.run("rfc", lambda: v.clean_text(raw_rfc), stored_rfc)
-        if "rfc" not in errors.fields and (
-            cleaned is None or v.normalize_rfc(cleaned) != current.rfc
-        ):
-            rfc, ok = errors.run("rfc", lambda: v.check_rfc(raw_rfc), (current.rfc, True))
-            if "rfc" not in errors.fields:
-                changes["rfc"] = rfc
-                changes["rfc_check_digit_valid"] = ok
-
+    changes.update(_rfc_changes(errors, current, patch.rfc))
     if patch.address is not UNSET:
-        stored_addr = current.address or Address()
-        addr_patch = patch.address if patch.address is not None else _CLEAR_ADDRESS
-        new_parts: dict[str, str | None] = {}
-        for attr, api in _ADDRESS_FIELDS:
-            stored = getattr(stored_addr, attr)
-            new = changed(
-                f"address.{api}", getattr(addr_patch, attr), stored, _max(v.ADDRESS_FIELD_MAX)
-            )
-            new_parts[attr] = new
-            if new != stored:
-                changes[attr] = new
-        zip_or_country = "zip_code" in changes or "country" in changes
-        if zip_or_country and "address.zipCode" not in errors.fields:
-            errors.run(
-                "address.zipCode",
-                lambda: v.check_zip(new_parts["zip_code"], new_parts["country"]),
-                None,
-            )
+        changes.update(_address_changes(errors, current.address, patch.address))
     errors.raise_if_any()
     if "name" in changes or "legal_name" in changes:
         changes.setdefault("name", current.name)
         changes.setdefault("legal_name", current.legal_name)
+    return changes
+
+
+def _changed(
+    errors: _Errors, field: str, raw: object, stored: Any, check: Callable[[Any], Any]
+) -> Any:
+    """The new value of a field, or `stored` when it is absent, unchanged or invalid."""
+    if raw is UNSET:
+        return stored
+    cleaned = errors.run(field, lambda: v.clean_text(raw), stored)  # type: ignore[arg-type]
+    if field in errors.fields or cleaned == stored:
+        return stored
+    return errors.run(field, lambda: check(raw), stored)
+
+
+def _rfc_changes(errors: _Errors, current: Client, raw_rfc: Patch[str]) -> dict[str, Any]:
+    """The RFC columns a patch changes: an RFC equal to the stored one once normalized is no
+    change (and is not checked again)."""
+    if raw_rfc is UNSET:
+        return {}
+    stored_rfc: str | None = current.rfc
+    cleaned = errors.run("rfc", lambda: v.clean_text(raw_rfc), stored_rfc)
+    if "rfc" in errors.fields or (cleaned is not None and v.normalize_rfc(cleaned) == current.rfc):
+        return {}
+    rfc, ok = errors.run("rfc", lambda: v.check_rfc(raw_rfc), (current.rfc, True))
+    if "rfc" in errors.fields:
+        return {}
+    return {"rfc": rfc, "rfc_check_digit_valid": ok}
+
+
+def _address_changes(
+    errors: _Errors, stored_address: Address | None, address: AddressPatch | None
+) -> dict[str, Any]:
+    """The address columns a patch changes (null clears them all); the zip code is checked
+    against the country whenever either changes."""
+    stored_parts = stored_address or Address()
+    parts_patch = address if address is not None else _CLEAR_ADDRESS
+    changes: dict[str, Any] = {}
+    new_parts: dict[str, str | None] = {}
+    for attr, api in _ADDRESS_FIELDS:
+        stored = getattr(stored_parts, attr)
+        new = _changed(
+            errors, f"address.{api}", getattr(parts_patch, attr), stored, _max(v.ADDRESS_FIELD_MAX)
+        )
+        new_parts[attr] = new
+        if new != stored:
+            changes[attr] = new
+    zip_or_country = "zip_code" in changes or "country" in changes
+    if zip_or_country and "address.zipCode" not in errors.fields:
+        errors.run(
+            "address.zipCode",
+            lambda: v.check_zip(new_parts["zip_code"], new_parts["country"]),
+            None,
+        )
     return changes
 
 
@@ -230,10 +246,20 @@ def _max(limit: int) -> Callable[[Any], str | None]:
     return lambda raw: v.clean_text(raw, max_length=limit)
 
 
-def _check_expected(current: Client, expected: datetime | None) -> None:
-    if expected is None:
-        return
-    if to_ms(v.aware_utc(expected)) != to_ms(current.updated_at):
+def entity_tag(client: Client) -> str:
+    """The client's version as an HTTP entity tag (its updatedAt in milliseconds, quoted)."""
+    return f'"{to_ms(client.updated_at)}"'
+
+
+def _check_precondition(
+    current: Client, expected: datetime | None, if_match: Sequence[str] | None
+) -> None:
+    """Optimistic concurrency, checked under the row lock. `expected` is GraphQL's
+    `expectedUpdatedAt`; `if_match` the entity tags of an If-Match header, compared strongly
+    and as text (RFC 9110 §13.1.1): a weak or malformed tag matches nothing."""
+    if expected is not None and to_ms(v.aware_utc(expected)) != to_ms(current.updated_at):
+        raise PreconditionFailed(current.id, current.updated_at)
+    if if_match is not None and entity_tag(current) not in if_match:
         raise PreconditionFailed(current.id, current.updated_at)
 
 
@@ -335,6 +361,7 @@ class ClientService:
         client_id: str,
         patch: ClientPatch,
         expected_updated_at: datetime | None = None,
+        if_match: Sequence[str] | None = None,
     ) -> Client:
         if not is_client_id(client_id):
             raise ClientNotFound(client_id)
@@ -345,7 +372,7 @@ class ClientService:
             if row is None:
                 raise ClientNotFound(client_id)
             current = row_to_client(row)
-            _check_expected(current, expected_updated_at)
+            _check_precondition(current, expected_updated_at, if_match)
             changes = _patch_values(current, patch)
             if not changes:
                 return current
@@ -369,6 +396,7 @@ class ClientService:
         principal: Principal,
         client_id: str,
         expected_updated_at: datetime | None = None,
+        if_match: Sequence[str] | None = None,
     ) -> str:
         if not is_client_id(client_id):
             raise ClientNotFound(client_id)
@@ -378,7 +406,7 @@ class ClientService:
             )
             if row is None:
                 raise ClientNotFound(client_id)
-            _check_expected(row_to_client(row), expected_updated_at)
+            _check_precondition(row_to_client(row), expected_updated_at, if_match)
             invoices, payments = await self.repo.usage(session, row.id)
             if invoices or payments:
                 raise ClientInUse(invoices, payments)

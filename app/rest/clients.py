@@ -5,7 +5,6 @@ Handlers only translate: request → service input, domain result → the docume
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
 
@@ -15,7 +14,7 @@ from fastapi.security import HTTPBearer
 
 from app.auth.principal import Principal
 from app.clients import validation as v
-from app.clients.service import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
+from app.clients.service import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, entity_tag
 from app.clients.types import (
     UNSET,
     Address,
@@ -25,8 +24,8 @@ from app.clients.types import (
     ClientPatch,
     NewClient,
 )
-from app.core.clock import format_timestamp, from_ms, to_ms
-from app.core.errors import DuplicateRfc, PreconditionFailed, UnsupportedMediaType, ValidationFailed
+from app.core.clock import format_timestamp
+from app.core.errors import DuplicateRfc, UnsupportedMediaType, ValidationFailed
 from app.http.deps import client_service, principal
 from app.platform.idempotency import HEADER as IDEMPOTENCY_HEADER
 from app.platform.idempotency import Outcome, fingerprint
@@ -144,37 +143,12 @@ def client_json(c: Client) -> dict[str, Any]:
     }
 
 
-def etag(c: Client) -> str:
-    return f'"{to_ms(c.updated_at)}"'
-
-
-def _if_match_tags(value: str | None) -> list[int] | None:
-    """The updatedAt milliseconds an If-Match header accepts; None for absent or `*`.
-    A malformed header matches nothing."""
+def if_match_tags(value: str | None) -> list[str] | None:
+    """The entity tags an If-Match header lists, as sent; None for absent or `*` (any).
+    The service compares them with the client's own, as text, under its row lock."""
     if value is None or value.strip() == "*":
         return None
-    tags = []
-    for part in value.split(","):
-        tag = part.strip()
-        # If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never matches.
-        digits = tag[1:-1] if len(tag) > 2 and tag[0] == tag[-1] == '"' else ""
-        tags.append(int(digits) if digits.isdigit() and len(digits) <= 15 else -1)
-    return tags
-
-
-async def _expected_updated_at(
-    request: Request, who: Principal, client_id: str, if_match: str | None
-) -> datetime | None:
-    """What the service must find as updatedAt for an If-Match precondition (or None)."""
-    tags = _if_match_tags(if_match)
-    if tags is None:
-        return None
-    if len(tags) == 1 and tags[0] >= 0:
-        return from_ms(tags[0])
-    current = await client_service(request).get(principal=who, client_id=client_id)
-    if to_ms(current.updated_at) in tags:
-        return current.updated_at  # the service checks it again inside its transaction
-    raise PreconditionFailed(current.id, current.updated_at)
+    return [part.strip() for part in value.split(",")]
 
 
 def _alias(body: _ClientBody, fields: set[str]) -> tuple[Any, Any]:
@@ -285,7 +259,7 @@ def _created(client: Client) -> Response:
     return _json(
         {"data": client_json(client), "message": "Client created successfully"},
         201,
-        {"ETag": etag(client), "Location": f"/v2/clients/{client.id}"},
+        {"ETag": entity_tag(client), "Location": f"/v2/clients/{client.id}"},
     )
 
 
@@ -299,6 +273,38 @@ def _create_answer(path: str, result: Client | DuplicateRfc) -> Outcome:
     return Outcome(created.status_code, bytes(created.body).decode(), headers)
 
 
+# The list's query parameters. Bounds are documented here and checked by the service, so
+# REST and GraphQL say the same.
+LimitQuery = Annotated[
+    int | None,
+    Query(
+        description=f"1..{MAX_LIMIT}, default {DEFAULT_LIMIT}",
+        json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT},
+    ),
+]
+OffsetQuery = Annotated[
+    int | None,
+    Query(
+        description=f"0..{MAX_OFFSET:,}", json_schema_extra={"minimum": 0, "maximum": MAX_OFFSET}
+    ),
+]
+NameQuery = Annotated[
+    str | None, Query(max_length=300, description="Partial, case- and accent-insensitive")
+]
+RfcQuery = Annotated[str | None, Query(max_length=64, description="Exact RFC")]
+EmailQuery = Annotated[str | None, Query(max_length=254, description="Exact, case-insensitive")]
+FromQuery = Annotated[
+    str | None, Query(alias="from", max_length=64, description="ISO 8601 date or date-time")
+]
+ToQuery = Annotated[
+    str | None,
+    Query(max_length=64, description="ISO 8601; a date-only value covers the whole day"),
+]
+NextQuery = Annotated[
+    str | None, Query(alias="next", max_length=2048, description="Token from a previous page")
+]
+
+
 @router.get(
     "",
     response_model=ClientListEnvelope,
@@ -308,38 +314,14 @@ def _create_answer(path: str, result: Client | DuplicateRfc) -> Outcome:
 async def list_clients(
     request: Request,
     who: Auth,
-    # Bounds are documented here and checked by the service, so REST and GraphQL say the same.
-    limit: Annotated[
-        int | None,
-        Query(
-            description=f"1..{MAX_LIMIT}, default {DEFAULT_LIMIT}",
-            json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT},
-        ),
-    ] = None,
-    offset: Annotated[
-        int | None,
-        Query(
-            description=f"0..{MAX_OFFSET:,}",
-            json_schema_extra={"minimum": 0, "maximum": MAX_OFFSET},
-        ),
-    ] = None,
-    name: Annotated[
-        str | None, Query(max_length=300, description="Partial, case- and accent-insensitive")
-    ] = None,
-    rfc: Annotated[str | None, Query(max_length=64, description="Exact RFC")] = None,
-    email: Annotated[
-        str | None, Query(max_length=254, description="Exact, case-insensitive")
-    ] = None,
-    from_: Annotated[
-        str | None, Query(alias="from", max_length=64, description="ISO 8601 date or date-time")
-    ] = None,
-    to: Annotated[
-        str | None,
-        Query(max_length=64, description="ISO 8601; a date-only value covers the whole day"),
-    ] = None,
-    next_: Annotated[
-        str | None, Query(alias="next", max_length=2048, description="Token from a previous page")
-    ] = None,
+    limit: LimitQuery = None,
+    offset: OffsetQuery = None,
+    name: NameQuery = None,
+    rfc: RfcQuery = None,
+    email: EmailQuery = None,
+    from_: FromQuery = None,
+    to: ToQuery = None,
+    next_: NextQuery = None,
 ) -> Response:
     _check_query(request)
     if next_ is not None:
@@ -400,7 +382,7 @@ async def get_client(clientId: ClientId, who: Auth, request: Request) -> Respons
     client = await client_service(request).get(principal=who, client_id=clientId)
     return _json(
         {"data": client_json(client), "message": "Client retrieved successfully"},
-        headers={"ETag": etag(client)},
+        headers={"ETag": entity_tag(client)},
     )
 
 
@@ -408,37 +390,43 @@ async def _update(
     request: Request, who: Principal, client_id: str, body: _ClientBody, if_match: str | None
 ) -> Response:
     _no_query(request)
+    client = await client_service(request).update(
+        principal=who,
+        client_id=client_id,
+        patch=_client_patch(body),
+        if_match=if_match_tags(if_match),
+    )
+    return _json(
+        {"data": client_json(client), "message": "Client updated successfully"},
+        headers={"ETag": entity_tag(client)},
+    )
+
+
+def _client_patch(body: _ClientBody) -> ClientPatch:
+    """The merge-patch a body asks for: absent fields are UNSET, null clears."""
     fields = body.model_fields_set
     rfc, email = _alias(body, fields)
     address: Any = UNSET
     if "address" in fields:
-        a = body.address
-        if a is None:
+        given = body.address
+        if given is None:
             address = None
         else:
-            set_ = a.model_fields_set
+            sent = given.model_fields_set
             address = AddressPatch(
-                street=a.street if "street" in set_ else UNSET,
-                city=a.city if "city" in set_ else UNSET,
-                state=a.state if "state" in set_ else UNSET,
-                zip_code=a.zipCode if "zipCode" in set_ else UNSET,
-                country=a.country if "country" in set_ else UNSET,
+                street=given.street if "street" in sent else UNSET,
+                city=given.city if "city" in sent else UNSET,
+                state=given.state if "state" in sent else UNSET,
+                zip_code=given.zipCode if "zipCode" in sent else UNSET,
+                country=given.country if "country" in sent else UNSET,
             )
-    patch = ClientPatch(
+    return ClientPatch(
         name=body.name if "name" in fields else UNSET,
         rfc=rfc,
         legal_name=body.legalName if "legalName" in fields else UNSET,
         email=email,
         phone=body.phone if "phone" in fields else UNSET,
         address=address,
-    )
-    expected = await _expected_updated_at(request, who, client_id, if_match)
-    client = await client_service(request).update(
-        principal=who, client_id=client_id, patch=patch, expected_updated_at=expected
-    )
-    return _json(
-        {"data": client_json(client), "message": "Client updated successfully"},
-        headers={"ETag": etag(client)},
     )
 
 
@@ -492,9 +480,9 @@ async def delete_client(
     clientId: ClientId, who: Auth, request: Request, if_match: IfMatch = None
 ) -> Response:
     _no_query(request)
-    service = client_service(request)
-    expected = await _expected_updated_at(request, who, clientId, if_match)
-    deleted = await service.delete(principal=who, client_id=clientId, expected_updated_at=expected)
+    deleted = await client_service(request).delete(
+        principal=who, client_id=clientId, if_match=if_match_tags(if_match)
+    )
     return _json(
         {"data": {"id": deleted, "deleted": True}, "message": "Client deleted successfully"}
     )
