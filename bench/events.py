@@ -71,8 +71,9 @@ def _outbox_cost(engine: str, creates: int, rounds: int) -> dict[str, float]:
 
 
 async def _outbox_rounds(url: str, creates: int, rounds: int) -> dict[str, float]:
+    from app.auth.principal import Principal
     from app.clients.service import ClientService
-    from app.clients.types import NewClient, Principal
+    from app.clients.types import NewClient
     from app.core.config import Settings
     from app.core.errors import DuplicateRfc
     from app.events.outbox import Outbox

@@ -22,7 +22,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
-from app.clients.types import Principal
+from app.auth.principal import Principal
 from app.core.config import Settings
 from app.core.errors import DomainError
 from app.http.deps import Services

@@ -21,7 +21,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from app.clients.types import Principal
+from app.auth.principal import Principal
 from app.db.database import Database
 from app.events.repository import EventRepository
 from app.events.signals import EventSignals

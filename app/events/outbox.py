@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clients.types import Client, Principal
+from app.auth.principal import Principal
+from app.clients.types import Client
 from app.core.ids import new_id
 from app.events.repository import EventRepository
 from app.events.types import CLIENT_CREATED, CLIENT_DELETED, CLIENT_UPDATED, EVENT_PREFIX

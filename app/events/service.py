@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app.auth.principal import Principal
 from app.clients.pagination import InvalidToken, TokenSigner
-from app.clients.types import Principal
 from app.core.errors import EventNotFound, ValidationFailed
 from app.db.database import Database
 from app.events.hub import SubscriptionHub

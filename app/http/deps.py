@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from app.auth.principal import Principal
 from app.auth.service import ApiKeyService
 from app.clients.pagination import TokenSigner
 from app.clients.service import ClientService
-from app.clients.types import Principal
 from app.core.config import Settings
 from app.core.errors import RateLimited
 from app.db.database import Database
@@ -41,6 +41,7 @@ class Services:
 
         db = Database(settings)
         signer = TokenSigner(settings.resolved_secret_key())
+        idempotency = IdempotencyService(db)
         signals = EventSignals(settings)
         # This process's commits that wrote events wake its readers at once.
         db.after_commit.append(lambda info: signals.fire() if info.get(WROTE_EVENTS) else None)
@@ -53,9 +54,9 @@ class Services:
         return cls(
             settings=settings,
             db=db,
-            clients=ClientService(db, signer, Outbox(db.dialect, client_json)),
+            clients=ClientService(db, signer, idempotency, Outbox(db.dialect, client_json)),
             keys=ApiKeyService(db),
-            idempotency=IdempotencyService(db),
+            idempotency=idempotency,
             limiter=build_rate_limiter(settings, db),
             signals=signals,
             events=EventService(db, signer, hub),

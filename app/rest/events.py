@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 
-from app.clients.types import Principal
+from app.auth.principal import Principal
 from app.core.errors import ValidationFailed
 from app.events.service import EventService
 from app.events.types import EVENT_TYPES

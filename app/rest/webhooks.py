@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.clients.types import Principal
+from app.auth.principal import Principal
 from app.core.clock import format_timestamp
 from app.events.types import EVENT_TYPES
 from app.http.deps import principal, services

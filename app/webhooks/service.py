@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
+from app.auth.principal import Principal
 from app.clients import validation as v
-from app.clients.types import Principal
 from app.core.config import Settings
 from app.core.errors import ValidationFailed, WebhookNotFound
 from app.core.ids import new_id
