@@ -132,7 +132,8 @@ class Client(Base):
     rfc_unique: Mapped[str | None] = mapped_column(String(13), nullable=True)
     rfc_check_digit_valid: Mapped[bool] = mapped_column(Boolean)
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
-    email_lower: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    # Lower-cased, which can lengthen an address ("İ" is two characters in lower case).
+    email_lower: Mapped[str | None] = mapped_column(String(512), nullable=True)
     phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
     street: Mapped[str | None] = mapped_column(String(200), nullable=True)
     city: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -141,7 +142,7 @@ class Client(Base):
     country: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # name and legalName, NFKD, accents removed, case-folded, joined by a newline (which no
     # stored text contains, so a search never matches across the two).
-    search_text: Mapped[str] = mapped_column(String(700))
+    search_text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

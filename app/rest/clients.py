@@ -31,6 +31,7 @@ from app.http.deps import client_service, principal, services
 from app.platform.idempotency import DoNotStore, Outcome, Recorder, fingerprint
 from app.rest.errors import domain_error_response
 from app.rest.schemas import (
+    READ_ONLY_FIELDS,
     ClientCreateBody,
     ClientEnvelope,
     ClientListEnvelope,
@@ -147,31 +148,42 @@ def etag(c: Client) -> str:
     return f'"{to_ms(c.updated_at)}"'
 
 
-def _if_match_tags(value: str | None) -> list[int] | None:
-    """The updatedAt milliseconds an If-Match header accepts; None for absent or `*`.
-    A malformed header matches nothing."""
+def if_match_tags(value: str | None) -> list[str] | None:
+    """The entity tags an If-Match header lists, each the exact text between its quotes;
+    None for an absent header or `*`. Pure: it never raises, whatever the header holds.
+
+    Strong comparison (RFC 9110 §13.1.1): a weak tag (`W/"…"`) never matches, nor does
+    anything that is not a quoted tag, so both are left out.
+    """
     if value is None or value.strip() == "*":
         return None
     tags = []
     for part in value.split(","):
         tag = part.strip()
-        # If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never matches.
-        digits = tag[1:-1] if len(tag) > 2 and tag[0] == tag[-1] == '"' else ""
-        tags.append(int(digits) if digits.isdigit() and len(digits) <= 15 else -1)
+        if len(tag) >= 2 and tag[0] == tag[-1] == '"':
+            tags.append(tag[1:-1])
     return tags
+
+
+def _tag_ms(tag: str) -> int | None:
+    """The updatedAt milliseconds an ETag of ours spells; None for any other text. Only the
+    exact text we send counts: `"0<etag>"` or `"²"` is not an ETag of ours."""
+    if tag.isascii() and tag.isdigit() and len(tag) <= 15 and str(int(tag)) == tag:
+        return int(tag)
+    return None
 
 
 async def _expected_updated_at(
     request: Request, who: Principal, client_id: str, if_match: str | None
 ) -> datetime | None:
     """What the service must find as updatedAt for an If-Match precondition (or None)."""
-    tags = _if_match_tags(if_match)
+    tags = if_match_tags(if_match)
     if tags is None:
         return None
-    if len(tags) == 1 and tags[0] >= 0:
-        return from_ms(tags[0])
+    if len(tags) == 1 and (ms := _tag_ms(tags[0])) is not None:
+        return from_ms(ms)
     current = await client_service(request).get(principal=who, client_id=client_id)
-    if to_ms(current.updated_at) in tags:
+    if str(to_ms(current.updated_at)) in tags:
         return current.updated_at  # the service checks it again inside its transaction
     raise PreconditionFailed(current.id, current.updated_at)
 
@@ -275,7 +287,8 @@ async def create_client(
         principal=who,
         key=idempotency_key,
         fingerprint=fingerprint(
-            "POST /v2/clients", body.model_dump(mode="json", exclude_unset=True)
+            "POST /v2/clients",
+            body.model_dump(mode="json", exclude_unset=True, exclude=set(READ_ONLY_FIELDS)),
         ),
         work=work,
     )
