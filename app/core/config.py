@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = Field(default=30, ge=1)
     graphql_max_tokens: int = Field(default=2000, ge=10)
     graphql_max_cost: int = Field(default=5000, ge=1)
+    # What one `totalCount` adds to a document's cost: a count may have to read every client
+    # of the team, however small the page it comes with.
+    graphql_count_cost: int = Field(default=1000, ge=1)
+    # Parsed and validated documents kept per process, bounded by their estimated size.
+    graphql_cache_mb: int = Field(default=32, ge=1)
     # Plain `clients`/`client` queries run on a compiled plan instead of the field-by-field
     # executor (schema/fast.py); the answers are the same. false sends every document
     # through Strawberry's executor.
