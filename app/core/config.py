@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     # through Strawberry's executor.
     graphql_fast_path: bool = True
 
+    # Slow clients (app/http/server.py, app/http/edge.py): seconds a connection may take to
+    # send a request's headers, then its body, before a 408 closes it (0: no deadline); and
+    # how long an idle connection is kept open between requests.
+    http_header_timeout: float = Field(default=10.0, ge=0)
+    http_body_timeout: float = Field(default=30.0, ge=0)
+    http_keep_alive_timeout: int = Field(default=5, ge=1)
+
     log_level: str = "INFO"
 
     @property
