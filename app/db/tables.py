@@ -132,8 +132,7 @@ class Client(Base):
     rfc_unique: Mapped[str | None] = mapped_column(String(13), nullable=True)
     rfc_check_digit_valid: Mapped[bool] = mapped_column(Boolean)
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
-    # Lower-cased, which can lengthen an address ("İ" is two characters in lower case).
-    email_lower: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    email_lower: Mapped[str | None] = mapped_column(String(254), nullable=True)
     phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
     street: Mapped[str | None] = mapped_column(String(200), nullable=True)
     city: Mapped[str | None] = mapped_column(String(200), nullable=True)

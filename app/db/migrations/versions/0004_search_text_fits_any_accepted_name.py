@@ -1,12 +1,12 @@
-"""Derived text columns wide enough for every value the contract accepts.
+"""search_text wide enough for every name the contract accepts.
 
 `search_text` holds name and legal name NFKD-normalised and case-folded: that can grow a
 300-character name eighteen-fold (U+FDFA becomes 18 characters, "ß" becomes "ss"), past the
 varchar(700) it had, and PostgreSQL refused such rows (a 500). It becomes unbounded text; the
-GIN trigram index on it is kept as is (varchar to text needs no rewrite). `email_lower` is
-the address lower-cased, which can lengthen it too ("İ" becomes two characters): 512 is twice
-the longest address accepted (254). SQLite does not enforce declared lengths; its columns
-are left alone.
+GIN trigram index on it is kept as is (varchar to text needs no rewrite). (`email_lower`
+cannot outgrow its 254: "İ", the one character that lengthens when lower-cased, is two
+UTF-8 bytes, and an address is at most 254 bytes.) SQLite does not enforce declared lengths;
+its column is left alone.
 
 Revision ID: 0004
 Revises: 0003
@@ -30,11 +30,9 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.alter_column("clients", "search_text", type_=sa.Text(), existing_nullable=False)
-    op.alter_column("clients", "email_lower", type_=sa.String(512), existing_nullable=True)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.alter_column("clients", "email_lower", type_=sa.String(254), existing_nullable=True)
     op.alter_column("clients", "search_text", type_=sa.String(700), existing_nullable=False)
