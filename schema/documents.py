@@ -3,9 +3,12 @@
 Invariants:
 - Every document a request sends is parsed with the token limit, then held to the document
   limits (schema/limits.py, linear in its size), and only a document within them reaches
-  graphql-core's validation rules (some of which are quadratic in repeated fields). So any
-  document is accepted or refused in milliseconds, on the event loop, without starving the
-  requests beside it.
+  graphql-core's validation rules (some of which are quadratic in repeated fields). So the
+  work on any document is bounded by the token limit (graphql-core's parser, about 20-100 µs
+  a token, is the largest part).
+- A document not in the cache is checked in a worker thread, at most CHECKS_AT_ONCE at a
+  time, so the event loop goes on serving other requests while one is checked (the
+  interpreter hands it the GIL every few milliseconds).
 - The cache holds at most `max_bytes` of estimated weight (the query text, its syntax tree
   and the fast path's plans of it); a document heavier than a sixteenth of that is checked
   and not kept. Memory does not grow with the number or the size of distinct documents.
@@ -15,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -31,6 +35,9 @@ from schema.limits import DocumentLimits, limit_errors
 # Bytes a parsed document keeps per token (nodes, locations, the token list), measured with
 # tracemalloc on graphql-core 3.3 (about 350 to 650): the weight errs on the heavy side.
 _BYTES_PER_TOKEN = 700
+# Documents checked in worker threads at the same time (per process): more would only share
+# the GIL with the event loop more thinly.
+CHECKS_AT_ONCE = 2
 
 
 @dataclass(eq=False)
@@ -65,20 +72,42 @@ class DocumentChecker:
         self.max_entry_bytes = max_bytes // 16
         self._entries: OrderedDict[str, CheckedDocument] = OrderedDict()
         self.bytes = 0  # the weight of what the cache holds now
+        self._checks: asyncio.Semaphore | None = None  # made in the event loop, when first used
+
+    async def prepare(self, query: str) -> CheckedDocument:
+        """`check`, with the work on a new document done off the event loop."""
+        entry = self._cached(query)
+        if entry is not None:
+            return entry
+        if self._checks is None:
+            self._checks = asyncio.Semaphore(CHECKS_AT_ONCE)
+        async with self._checks:
+            entry = await asyncio.to_thread(self._check, query)
+        self._keep(entry)  # the cache is only touched from the event loop
+        return entry
 
     def check(self, query: str) -> CheckedDocument:
+        """The checked document for `query`, from the cache or checked now."""
+        entry = self._cached(query)
+        if entry is None:
+            entry = self._check(query)
+            self._keep(entry)
+        return entry
+
+    def _cached(self, query: str) -> CheckedDocument | None:
         entry = self._entries.get(query)
         if entry is not None:
             self._entries.move_to_end(query)
-            return entry
-        entry = self._check(query)
-        if entry.weight <= self.max_entry_bytes:
+        return entry
+
+    def _keep(self, entry: CheckedDocument) -> None:
+        query = entry.query
+        if query not in self._entries and entry.weight <= self.max_entry_bytes:
             self._entries[query] = entry
             self.bytes += entry.weight
             while self.bytes > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
                 self.bytes -= evicted.weight
-        return entry
 
     def __len__(self) -> int:
         return len(self._entries)

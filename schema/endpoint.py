@@ -271,7 +271,7 @@ def mount_graphql(app: FastAPI, settings: Settings) -> None:
         if operation_name is not None and not isinstance(operation_name, str):
             return _bad_request("`operationName` must be a string")
         request.state.operation = operation_name
-        checked = documents.check(query)
+        checked = await documents.prepare(query)
         refused = _refusal(checked, operation_name, request, production)
         if refused is not None:
             return refused
