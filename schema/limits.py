@@ -28,8 +28,10 @@ from graphql import (
     ValidationRule,
 )
 
+from app.clients.service import DEFAULT_LIMIT, MAX_LIMIT
+
 # List fields and the argument that sizes them, with its default and maximum.
-PAGED_FIELDS = {"clients": ("first", 20, 100)}
+PAGED_FIELDS = {"clients": ("first", DEFAULT_LIMIT, MAX_LIMIT)}
 # Fields that count rows: priced by DocumentLimits.count_cost, whatever the page size.
 COUNT_FIELDS = frozenset({"totalCount"})
 # How often one response key may be selected in one selection set (fragments merged in):
