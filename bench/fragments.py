@@ -136,7 +136,8 @@ def healthz_under_attack(port: int, key: str, seconds: float = 5.0) -> None:
     )
 
 
-def memory(server: Server, client: Client, count: int) -> None:
+def memory(server: Server, port: int, key: str, count: int) -> None:
+    client = Client(port, key)  # a new connection: the others may have idled out
     before = server.peak_rss_mb()
     started = time.monotonic()
     for i in range(count):
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             time_families(client)
             healthz_under_attack(port, key)
             if args.memory:
-                memory(server, client, args.memory)
+                memory(server, port, key, args.memory)
             print(f"\n- server peak RSS: {server.peak_rss_mb():.0f} MB")
         finally:
             server.stop()
