@@ -20,8 +20,6 @@ from graphql import parse
 
 from app.core.config import Settings
 from app.main import create_app
-from schema import limits
-from schema.documents import DocumentChecker
 from tests.api.graphql.gql import gql, only_error
 from tests.conftest import make_settings
 from tests.support import Key, new_rfc
@@ -66,6 +64,8 @@ async def test_doubling_aliases_are_refused_by_the_alias_limit(http: Any, key_a:
 
 
 def test_each_fragment_is_measured_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from schema import limits
+
     calls = 0
     measure = limits._Walker.selection_set
 
@@ -142,6 +142,8 @@ async def test_several_queries_without_a_name_on_the_fast_path(http: Any, key_a:
 async def test_large_distinct_documents_do_not_grow_the_cache(
     settings: Settings, key_a: Key
 ) -> None:
+    from schema.documents import DocumentChecker
+
     app = create_app(make_settings(settings.database_url, graphql_cache_mb=1))
     documents: DocumentChecker = app.app.state.graphql_documents
     transport = httpx.ASGITransport(app=app)
