@@ -10,8 +10,9 @@ Invariants:
   time, so the event loop goes on serving other requests while one is checked (the
   interpreter hands it the GIL every few milliseconds).
 - The cache holds at most `max_bytes` of estimated weight (the query text, its syntax tree
-  and the fast path's plans of it); a document heavier than a sixteenth of that is checked
-  and not kept. Memory does not grow with the number or the size of distinct documents.
+  and the fast path's plans of it); a document heavier than a sixteenth of that, or whose
+  text is over MAX_CACHED_QUERY, is checked and not kept. Memory does not grow with the
+  number or the size of distinct documents.
 - Entries are shared by the standard path (through `PreparedDocument`) and the fast path
   (its plans live in `CheckedDocument.plans`): one parse, one validation per document.
 """
@@ -35,6 +36,9 @@ from schema.limits import DocumentLimits, limit_errors
 # Bytes a parsed document keeps per token (nodes, locations, the token list), measured with
 # tracemalloc on graphql-core 3.3 (about 350 to 650): the weight errs on the heavy side.
 _BYTES_PER_TOKEN = 700
+# Longer query texts are checked and never kept: legitimate documents are a few KiB, and a
+# cache of large transient texts fragments the heap (the RSS grows though the cache is bounded).
+MAX_CACHED_QUERY = 32 * 1024
 # Documents checked in worker threads at the same time (per process): more would only share
 # the GIL with the event loop more thinly.
 CHECKS_AT_ONCE = 2
@@ -102,7 +106,11 @@ class DocumentChecker:
 
     def _keep(self, entry: CheckedDocument) -> None:
         query = entry.query
-        if query not in self._entries and entry.weight <= self.max_entry_bytes:
+        if (
+            query not in self._entries
+            and entry.weight <= self.max_entry_bytes
+            and len(query) <= MAX_CACHED_QUERY
+        ):
             self._entries[query] = entry
             self.bytes += entry.weight
             while self.bytes > self.max_bytes:
