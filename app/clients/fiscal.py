@@ -62,6 +62,17 @@ def check_tax_system(value: str | None) -> str | None:
     raise FieldInvalid("Unknown tax system: not a c_RegimenFiscal code")
 
 
+def tax_system_query(value: str | None) -> str | None:
+    """A `taxSystem` filter: any code SAT has had (a stored client may hold a withdrawn one)."""
+    code = clean_text(value, max_length=16)
+    if code is None:
+        return None
+    c = catalogs()
+    if code not in c.tax_systems and code not in c.withdrawn_tax_systems:
+        raise FieldInvalid("Unknown tax system: not a c_RegimenFiscal code")
+    return code
+
+
 def check_cfdi_use(value: str | None) -> str | None:
     """A c_UsoCFDI code in force (upper-cased), or None when unset; P01 is refused."""
     text = clean_text(value, max_length=16)
@@ -138,24 +149,34 @@ class Receptor:
     cfdi_use: str | None
 
 
-def cross_field_errors(r: Receptor, *, check_tax_system: bool, check_use: bool) -> dict[str, str]:
+def cross_field_errors(r: Receptor, *, of_tax_system: bool, of_use: bool) -> dict[str, str]:
     """`taxSystem` and/or `cfdiUse` errors of a receptor. A create checks both; an update the
-    ones whose value, or whose dependency (rfc, taxSystem), changed."""
+    ones whose value, or whose dependency (rfc, taxSystem), changed. Stored codes that SAT
+    has since withdrawn are reported like any other wrong value."""
     errors: dict[str, str] = {}
     if r.rfc is None:
         return errors
     regimen = r.tax_system
     if regimen is not None:
-        conflict = tax_system_conflict(r.rfc, regimen)
-        if conflict is not None:
-            if check_tax_system:
-                errors["taxSystem"] = conflict
+        problem = _code_problem(check_tax_system, regimen) or tax_system_conflict(r.rfc, regimen)
+        if problem is not None:
+            if of_tax_system:
+                errors["taxSystem"] = problem
             regimen = None  # a régimen that does not apply says nothing about the use
-    if check_use and r.cfdi_use is not None:
-        conflict = cfdi_use_conflict(r.rfc, regimen, r.cfdi_use)
-        if conflict is not None:
-            errors["cfdiUse"] = conflict
+    if of_use and r.cfdi_use is not None:
+        use = r.cfdi_use
+        problem = _code_problem(check_cfdi_use, use) or cfdi_use_conflict(r.rfc, regimen, use)
+        if problem is not None:
+            errors["cfdiUse"] = problem
     return errors
+
+
+def _code_problem(check: Any, code: str) -> str | None:
+    try:
+        check(code)
+    except FieldInvalid as exc:
+        return exc.message
+    return None
 
 
 # -- metadata -------------------------------------------------------------------------------
@@ -286,7 +307,7 @@ class Issue:
 
 def readiness(
     *,
-    rfc: str,
+    rfc: str | None,
     legal_name: str | None,
     tax_system: str | None,
     cfdi_use: str | None,
@@ -295,18 +316,16 @@ def readiness(
     """What stops an invoice to this client now, one issue per field (empty: ready).
 
     A generic RFC needs no legal name, régimen or zip (its régimen is 616, the zip is the
-    issuer's); every other RFC needs all three, and every rule must hold for what is set."""
+    issuer's); every other RFC needs all three, and every rule must hold for what is set.
+    `rfc` is None when it is itself invalid (`validateClient`): no cross-field rule then."""
     issues: list[Issue] = []
     generic = rfc in GENERIC_RFCS
     if legal_name is None and not generic:
         issues.append(Issue("legalName", "A legal name is required to invoice"))
-    regimen = _readiness_code(issues, "taxSystem", check_tax_system, tax_system)
-    use = _readiness_code(issues, "cfdiUse", check_cfdi_use, cfdi_use)
     if tax_system is None and not generic:
         issues.append(Issue("taxSystem", "A tax system is required to invoice"))
-    for field, message in cross_field_errors(
-        Receptor(rfc, regimen, use), check_tax_system=True, check_use=True
-    ).items():
+    receptor = Receptor(rfc, tax_system, cfdi_use)
+    for field, message in cross_field_errors(receptor, of_tax_system=True, of_use=True).items():
         issues.append(Issue(field, message))
     if not generic:
         if zip_code is None:
@@ -314,12 +333,3 @@ def readiness(
         elif not is_sat_zip(zip_code):
             issues.append(Issue("address.zipCode", "The zip code is not in SAT's c_CodigoPostal"))
     return issues
-
-
-def _readiness_code(issues: list[Issue], field: str, check: Any, value: str | None) -> str | None:
-    try:
-        code: str | None = check(value)
-    except FieldInvalid as exc:
-        issues.append(Issue(field, exc.message))
-        return None
-    return code

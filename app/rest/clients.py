@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.clients import validation as v
 from app.clients.repository import from_ms, to_ms
 from app.clients.types import (
+    ADDRESS_ATTRS,
     UNSET,
     Address,
     AddressPatch,
@@ -38,12 +39,15 @@ from app.rest.schemas import (
     ClientUpdateBody,
     DeletedEnvelope,
     ErrorEnvelope,
+    ValidationEnvelope,
     _ClientBody,
     not_null,
 )
 
 JSON_TYPES = ("application/json", "application/merge-patch+json")
-LIST_PARAMS = frozenset({"limit", "offset", "name", "rfc", "email", "from", "to", "next"})
+LIST_PARAMS = frozenset(
+    {"limit", "offset", "name", "rfc", "email", "from", "to", "next", "taxSystem", "invoiceReady"}
+)
 
 _ERROR_DESCRIPTIONS = {
     400: "VALIDATION_ERROR: invalid body, parameters or pagination token",
@@ -121,26 +125,32 @@ def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None
 
 def client_json(c: Client) -> dict[str, Any]:
     a = c.address
+    issues = c.invoice_issues()
     return {
         "id": c.id,
         "name": c.name,
         "legalName": c.legal_name,
         "client": {"rfc": c.rfc, "email": c.email},
         "phone": c.phone,
-        "address": None
-        if a is None
-        else {
-            "street": a.street,
-            "city": a.city,
-            "state": a.state,
-            "zipCode": a.zip_code,
-            "country": a.country,
-        },
+        "address": None if a is None else address_json(a),
         "timestamp": format_timestamp(c.created_at),
         "updatedAt": format_timestamp(c.updated_at),
         "livemode": c.livemode,
         "rfcCheckDigitValid": c.rfc_check_digit_valid,
+        "taxSystem": c.tax_system,
+        "cfdiUse": c.cfdi_use,
+        "metadata": c.metadata,
+        "cfdiName": c.cfdi_name,
+        "invoiceReady": not issues,
+        "invoiceIssues": [{"field": i.field, "message": i.message} for i in issues],
     }
+
+
+def address_json(a: Address) -> dict[str, str | None]:
+    return {_API_NAMES.get(attr, attr): getattr(a, attr) for attr in ADDRESS_ATTRS}
+
+
+_API_NAMES = {"zip_code": "zipCode"}
 
 
 def etag(c: Client) -> str:
@@ -235,19 +245,7 @@ async def create_client(
 ) -> Response:
     _no_query(request)
     rfc, email = _alias(body, body.model_fields_set)
-    a = body.address
-    data = NewClient(
-        name=body.name,
-        rfc=None if rfc is UNSET else rfc,
-        legal_name=body.legalName,
-        email=None if email is UNSET else email,
-        phone=body.phone,
-        address=None
-        if a is None
-        else Address(
-            street=a.street, city=a.city, state=a.state, zip_code=a.zipCode, country=a.country
-        ),
-    )
+    data = _new_client(body, rfc, email)
     service = client_service(request)
     if idempotency_key is None:
         return _created(await service.create(principal=who, data=data))
@@ -287,6 +285,54 @@ async def create_client(
         status_code=outcome.status,
         media_type="application/json",
         headers=headers,
+    )
+
+
+def _new_client(body: _ClientBody, rfc: Any, email: Any) -> NewClient:
+    a = body.address
+    return NewClient(
+        name=body.name,
+        rfc=None if rfc is UNSET else rfc,
+        legal_name=body.legalName,
+        email=None if email is UNSET else email,
+        phone=body.phone,
+        address=None
+        if a is None
+        else Address(**{attr: getattr(a, _API_NAMES.get(attr, attr)) for attr in ADDRESS_ATTRS}),
+        tax_system=body.taxSystem,
+        cfdi_use=body.cfdiUse,
+        metadata=body.metadata,
+    )
+
+
+@router.post(
+    "/validate",
+    response_model=ValidationEnvelope,
+    summary="Validate a client without saving it: the errors and readiness a create would give",
+    description="Answers exactly what `POST /v2/clients` would (the same 400 VALIDATION_ERROR "
+    "or 409 DUPLICATE_RFC), except that nothing is written and a success is a 200 with the "
+    "invoice readiness and cfdiName of the client the create would make.",
+    responses=_errors(400, 409, 413, 415),
+    dependencies=[Depends(require_json)],
+)
+async def validate_client(body: ClientCreateBody, who: Auth, request: Request) -> Response:
+    _no_query(request)
+    rfc, email = _alias(body, body.model_fields_set)
+    result = await client_service(request).validate(
+        principal=who, data=_new_client(body, rfc, email)
+    )
+    result.raise_refusal()
+    return _json(
+        {
+            "data": {
+                "valid": result.valid,
+                "errors": result.errors,
+                "cfdiName": result.cfdi_name,
+                "invoiceReady": not result.issues,
+                "invoiceIssues": [{"field": i.field, "message": i.message} for i in result.issues],
+            },
+            "message": "Client validated successfully",
+        }
     )
 
 
@@ -333,6 +379,14 @@ async def list_clients(
     next_: Annotated[
         str | None, Query(alias="next", max_length=2048, description="Token from a previous page")
     ] = None,
+    tax_system: Annotated[
+        str | None,
+        Query(alias="taxSystem", max_length=16, description="Exact c_RegimenFiscal code"),
+    ] = None,
+    invoice_ready: Annotated[
+        bool | None,
+        Query(alias="invoiceReady", description="true: invoice-ready clients; false: the others"),
+    ] = None,
 ) -> Response:
     _check_query(request)
     service = client_service(request)
@@ -362,6 +416,8 @@ async def list_clients(
             email=email,
             created_from=bounds.get("from"),
             created_to=bounds.get("to"),
+            tax_system=tax_system,
+            invoice_ready=invoice_ready,
         )
         page_limit = 20 if limit is None else limit
     try:
@@ -389,7 +445,7 @@ async def list_clients(
     )
 
 
-_REST_NAMES = {"created_from": "from", "created_to": "to"}
+_REST_NAMES = {"created_from": "from", "created_to": "to", "tax_system": "taxSystem"}
 
 
 def _check_query(request: Request) -> None:
@@ -438,11 +494,11 @@ async def _update(
         else:
             set_ = a.model_fields_set
             address = AddressPatch(
-                street=a.street if "street" in set_ else UNSET,
-                city=a.city if "city" in set_ else UNSET,
-                state=a.state if "state" in set_ else UNSET,
-                zip_code=a.zipCode if "zipCode" in set_ else UNSET,
-                country=a.country if "country" in set_ else UNSET,
+                **{
+                    attr: getattr(a, name) if name in set_ else UNSET
+                    for attr in ADDRESS_ATTRS
+                    for name in (_API_NAMES.get(attr, attr),)
+                }
             )
     patch = ClientPatch(
         name=body.name if "name" in fields else UNSET,
@@ -451,6 +507,9 @@ async def _update(
         email=email,
         phone=body.phone if "phone" in fields else UNSET,
         address=address,
+        tax_system=body.taxSystem if "taxSystem" in fields else UNSET,
+        cfdi_use=body.cfdiUse if "cfdiUse" in fields else UNSET,
+        metadata=body.metadata if "metadata" in fields else UNSET,
     )
     expected = await _expected_updated_at(request, who, client_id, if_match)
     client = await client_service(request).update(

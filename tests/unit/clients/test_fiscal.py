@@ -25,7 +25,7 @@ DEDUCTION_USES = [f"D{i:02d}" for i in range(1, 11)]
 
 def errors(rfc: str, tax_system: str | None, use: str | None) -> dict[str, str]:
     receptor = f.Receptor(rfc, tax_system, use)
-    return f.cross_field_errors(receptor, check_tax_system=True, check_use=True)
+    return f.cross_field_errors(receptor, of_tax_system=True, of_use=True)
 
 
 @pytest.mark.parametrize("code", EVERY)
