@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, cast
 import strawberry
 from strawberry.scalars import JSON
 
+from app.auth.principal import Principal
 from app.clients import types as domain
 from app.clients.fiscal import Issue
 from schema.errors import FieldError
@@ -123,7 +124,7 @@ class ClientConnection:
     nodes: list[Client]
     page_info: PageInfo
     _page: strawberry.Private[domain.ClientPage]
-    _principal: strawberry.Private[domain.Principal]
+    _principal: strawberry.Private[Principal]
 
     def make_edges(self, service: ClientService) -> list[ClientEdge]:
         """`edges`, for the resolver below and for schema/fast.py."""

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 
+from app.auth.principal import Principal
 from app.catalogs import service
 from app.catalogs.store import CfdiUse, Neighborhood, Place, PostalCode, TaxSystem
-from app.clients.types import Principal
 from app.core.errors import ValidationFailed
 from app.http.deps import principal
 from app.rest.schemas import ErrorEnvelope
