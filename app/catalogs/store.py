@@ -147,6 +147,9 @@ class PostalCodes:
             return -1
         return self._row_of[int(code)]
 
+    def code_at(self, row: int) -> str:
+        return f"{self._code[row]:05d}"
+
     def __contains__(self, code: str) -> bool:
         return self.row(code) >= 0
 
