@@ -106,8 +106,10 @@ def _by_code(catalog_id: str, code: str) -> list[Entry]:
         return [c.cfdi_uses[code]] if code in c.cfdi_uses else []
     if catalog_id == "c_Estado":
         return [c.states[code]] if code in c.states else []
+    if catalog_id == "c_Colonia":
+        return list(c.postal_codes.neighborhoods_with_code(code))
     size, rows = _rows(catalog_id)
-    # c_Municipio, c_Localidad and c_Colonia repeat codes across states or zips: a scan.
+    # c_Municipio and c_Localidad repeat codes across states: a scan of a few thousand.
     return [row for row in rows(0, size) if _code_of(row) == code]
 
 

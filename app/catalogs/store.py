@@ -194,6 +194,18 @@ class PostalCodes:
             out.append((f"{self._code[row]:05d}", colonia))
         return out
 
+    def neighborhoods_with_code(self, code: str) -> list[tuple[str, Neighborhood]]:
+        """c_Colonia rows with this (four-digit) code, in every zip that has one."""
+        if len(code) != 4 or not code.isascii() or not code.isdigit():
+            return []
+        wanted = int(code)
+        out = []
+        for i, value in enumerate(self._colonia_code):
+            if value == wanted:
+                row = _bisect_right(self._first, i) - 1
+                out.append((self.code_at(row), Neighborhood(code, self._name(i))))
+        return out
+
     def _name(self, i: int) -> str:
         return self._names[self._name_at[i] : self._name_at[i + 1]].decode("utf-8")
 

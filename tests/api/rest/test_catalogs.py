@@ -153,3 +153,14 @@ async def test_catalog_routes_are_documented(client: httpx.AsyncClient) -> None:
     assert {p["name"] for p in item["parameters"]} == {"catalogId", "code", "limit", "offset"}
     assert {"200", "400", "401", "404"} <= set(item["responses"])
     assert "/v2/catalogs" in doc["paths"]
+
+
+async def test_colonia_code_filter(client: httpx.AsyncClient, key_a: Key) -> None:
+    r = await client.get("/v2/catalogs/c_Colonia?code=0947&limit=1000", headers=key_a.headers)
+    entries = r.json()["data"]["entries"]
+    assert {"code": "0947", "zipCode": "06700", "name": "Roma Norte"} in entries
+    assert {e["code"] for e in entries} == {"0947"}
+    assert r.json()["totalResults"] == len(entries)
+    for bad in ("947", "abcd", "09470"):
+        r = await client.get(f"/v2/catalogs/c_Colonia?code={bad}", headers=key_a.headers)
+        assert r.json()["data"]["entries"] == []
