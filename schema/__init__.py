@@ -11,6 +11,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from schema.catalogs import CatalogQuery
 from schema.errors import (
     EXCEPTION_HANDLERS,
     ClientInUseError,
@@ -38,7 +39,7 @@ def build_schema(
     extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
 ) -> GatewaySchema:
     return GatewaySchema(
-        query=merge_types("Query", (Query, EventsQuery)),
+        query=merge_types("Query", (Query, CatalogQuery, EventsQuery)),
         mutation=merge_types("Mutation", (Mutation, WebhooksMutation)),
         subscription=Subscription,
         types=[ValidationError, DuplicateRfcError, NotFoundError, ClientInUseError, ConflictError],

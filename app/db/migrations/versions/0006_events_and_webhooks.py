@@ -2,7 +2,7 @@
 the trigger that queues an event's deliveries (app/db/migrations/fan_out.py).
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-11-26
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from app.db.migrations.fan_out import create_fan_out, drop_fan_out
 
 revision: str = "0006"
-down_revision: str | None = "0003"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
