@@ -129,15 +129,15 @@ def create_app(settings: Settings | None = None) -> Any:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         from app.events.runtime import EventsRuntime
 
-        runtime = EventsRuntime(services, deliver=settings.webhook_delivery == "internal")
-        runtime.start()
         # The zip catalog takes about a second to load: in a thread, while serving starts.
         warming = asyncio.get_running_loop().run_in_executor(None, warm_up)
+        runtime = EventsRuntime(services, deliver=settings.webhook_delivery == "internal")
+        runtime.start()
         try:
             yield
         finally:
-            await warming
             await runtime.stop()
+            await warming
             await services.db.dispose()
 
     app = FastAPI(
@@ -237,11 +237,11 @@ def create_app(settings: Settings | None = None) -> Any:
     from app.rest.webhooks import router as webhooks_router
 
     app.include_router(clients_router)
-    app.include_router(events_router)
-    app.include_router(webhooks_router)
     from app.rest.catalogs import router as catalogs_router
 
     app.include_router(catalogs_router)
+    app.include_router(events_router)
+    app.include_router(webhooks_router)
     _document_errors_only_as_they_are(app)
 
     from schema.endpoint import mount_graphql

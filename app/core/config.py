@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     http_header_timeout: float = Field(default=10.0, ge=0)
     http_body_timeout: float = Field(default=30.0, ge=0)
     http_keep_alive_timeout: int = Field(default=5, ge=1)
+
     # Events and webhooks (app/events, app/webhooks).
     # `internal`: every `serve` worker also delivers webhooks (claims make that safe);
     # `external`: only `python -m app deliver` does.

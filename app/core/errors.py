@@ -124,6 +124,17 @@ class IdempotencyKeyReused(DomainError):
     status = 422
 
 
+class CatalogNotFound(DomainError):
+    code = "NOT_FOUND"
+    message = "Catalog not found"
+    summary = "The requested catalog does not exist"
+    status = 404
+
+    def __init__(self, catalog_id: str) -> None:
+        super().__init__()
+        self.catalog_id = catalog_id
+
+
 class EventNotFound(DomainError):
     code = "NOT_FOUND"
     message = "Event not found"
@@ -144,14 +155,3 @@ class WebhookNotFound(DomainError):
     def __init__(self, webhook_id: str) -> None:
         super().__init__()
         self.webhook_id = webhook_id
-
-
-class CatalogNotFound(DomainError):
-    code = "NOT_FOUND"
-    message = "Catalog not found"
-    summary = "The requested catalog does not exist"
-    status = 404
-
-    def __init__(self, catalog_id: str) -> None:
-        super().__init__()
-        self.catalog_id = catalog_id
