@@ -121,7 +121,7 @@ class Client(Base):
             "created_at",
             "id",
         ),
-        # CFDI filters (migration 0004), in the default order like the others.
+        # CFDI filters (migration 0005), in the default order like the others.
         Index(
             "ix_clients_team_id_livemode_tax_system_created_at_id",
             "team_id",

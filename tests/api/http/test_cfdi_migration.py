@@ -1,4 +1,4 @@
-"""Migration 0004 on a database with clients of the first version (contract §6): they stay
+"""Migration 0005 on a database with clients of the first version (contract §6): they stay
 readable and editable, with no régimen, no use, `{}` metadata and their readiness computed
 (only the generic RFCs are ready without more data). SQLite or PostgreSQL per TEST_DATABASE."""
 
@@ -113,7 +113,7 @@ async def _check(http: httpx.AsyncClient, headers: dict[str, str], ids: dict[str
     generic = (await http.get(f"/v2/clients/{ids['generic']}", headers=headers)).json()["data"]
     assert generic["invoiceReady"] is True
 
-    # Stored readiness, as 0004 computed it, serves the filter.
+    # Stored readiness, as 0005 computed it, serves the filter.
     r = await http.get("/v2/clients?invoiceReady=true", headers=headers)
     assert [c["id"] for c in r.json()["data"]] == [ids["generic"]]
 
