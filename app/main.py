@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -20,6 +22,7 @@ from app.core.config import Settings, get_settings
 from app.core.errors import DomainError, ServiceUnavailable, ValidationFailed
 from app.core.logs import configure_logging
 from app.db.migrate import is_at_head
+from app.db.upkeep import start_upkeep
 from app.http.deps import Services
 from app.http.edge import EdgeMiddleware, error_body
 from app.rest.errors import domain_error_response
@@ -122,8 +125,15 @@ def create_app(settings: Settings | None = None) -> Any:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await services.db.dispose()
+        upkeep = start_upkeep(services.db, settings.sqlite_upkeep_interval_s)
+        try:
+            yield
+        finally:
+            if upkeep is not None:
+                upkeep.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await upkeep
+            await services.db.dispose()
 
     app = FastAPI(
         title="Clients gateway",

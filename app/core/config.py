@@ -59,6 +59,10 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # SQLite: seconds between rounds of full-text index merging and WAL checkpoints beside
+    # the server (app/db/upkeep.py); 0 turns it off (then inserts merge, rarely, by themselves).
+    sqlite_upkeep_interval_s: float = Field(default=0.5, ge=0)
+
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"

@@ -5,10 +5,18 @@ On SQLite a write transaction starts with BEGIN IMMEDIATE, so concurrent writers
 the database lock (busy_timeout) instead of failing with SQLITE_BUSY when a read
 transaction later tries to upgrade; reads start with a plain deferred BEGIN. On PostgreSQL
 both are the same engine.
+
+On SQLite the write units of one process also queue on an asyncio lock, first come first
+served, before they ask for the database lock. SQLite's busy handler is no queue: a waiting
+writer sleeps and polls with growing sleeps (up to 100 ms each), so under 8 concurrent creates
+an unlucky one lost the race for a second or more while the lock sat idle between sleeps.
+Write units never nest (on SQLite a nested one could never get the database lock either).
+Writers in other processes (`serve --workers N`, the CLI) still meet at the busy handler.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -60,6 +68,11 @@ _UNAVAILABLE_SQLITE_CODES = (
     "SQLITE_PROTOCOL",
     "SQLITE_NOMEM",
 )
+
+
+# SQLite: a request connection checkpoints the WAL only past this many pages (~80 MB); below
+# it, app/db/upkeep.py checkpoints in the background, so no commit waits for one.
+CHECKPOINT_SAFETY_PAGES = 20_000
 
 
 def driver_error(exc: BaseException) -> BaseException | None:
@@ -123,6 +136,7 @@ def _sqlite_engine(settings: Settings, *, immediate: bool) -> AsyncEngine:
         cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_SAFETY_PAGES}")
         cur.close()
 
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
@@ -171,6 +185,7 @@ class Database:
         self.dialect = self.engine.dialect.name
         self._read = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
+        self._write_queue = asyncio.Lock() if settings.is_sqlite else None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -179,7 +194,11 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        async with self._unit(self._write) as session:
+        if self._write_queue is None:
+            async with self._unit(self._write) as session:
+                yield session
+            return
+        async with self._write_queue, self._unit(self._write) as session:
             yield session
 
     @asynccontextmanager
