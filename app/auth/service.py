@@ -142,9 +142,10 @@ class ApiKeyService:
                 "Malformed API key: send Authorization: Bearer sk_live_… or sk_test_…"
             )
         digest = hash_key(token)
-        async with self.db.read() as session:
+        # One statement: no transaction around it (see Database.statement).
+        async with self.db.statement() as conn:
             row = (
-                await session.execute(
+                await conn.execute(
                     select(
                         ApiKey.id,
                         ApiKey.team_id,

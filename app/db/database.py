@@ -1,6 +1,7 @@
 """Engines and units of work.
 
-`Database.read()` and `Database.write()` each yield an AsyncSession inside one transaction.
+`Database.read()` and `Database.write()` each yield an AsyncSession inside one transaction;
+`Database.statement()` yields a connection in autocommit, for reads of a single statement.
 On SQLite a write transaction starts with BEGIN IMMEDIATE, so concurrent writers queue on
 the database lock (busy_timeout) instead of failing with SQLITE_BUSY when a read
 transaction later tries to upgrade; reads start with a plain deferred BEGIN. On PostgreSQL
@@ -27,6 +28,7 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -110,7 +112,7 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, _UNAVAILABLE)
 
 
-def _sqlite_engine(settings: Settings, *, immediate: bool) -> AsyncEngine:
+def _sqlite_engine(settings: Settings, *, begin: str | None) -> AsyncEngine:
     url = make_url(settings.database_url)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -123,6 +125,9 @@ def _sqlite_engine(settings: Settings, *, immediate: bool) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=False,
+        # Without BEGIN no transaction is ever open, so there is nothing to roll back when a
+        # connection goes back to the pool (a rollback would be one more trip to its thread).
+        pool_reset_on_return="rollback" if begin else None,
     )
     busy_ms = settings.sqlite_busy_timeout_ms
     synchronous = settings.sqlite_synchronous
@@ -139,11 +144,11 @@ def _sqlite_engine(settings: Settings, *, immediate: bool) -> AsyncEngine:
         cur.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_SAFETY_PAGES}")
         cur.close()
 
-    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+    if begin is not None:
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql(begin)
 
     return engine
 
@@ -177,11 +182,14 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         if settings.is_sqlite:
-            self.engine = _sqlite_engine(settings, immediate=False)
-            self.write_engine = _sqlite_engine(settings, immediate=True)
+            self.engine = _sqlite_engine(settings, begin="BEGIN")
+            self.write_engine = _sqlite_engine(settings, begin="BEGIN IMMEDIATE")
+            self.statement_engine = _sqlite_engine(settings, begin=None)
         else:
             self.engine = _postgres_engine(settings)
             self.write_engine = self.engine
+            # The same pool; each checkout in autocommit (asyncpg: no BEGIN, no COMMIT).
+            self.statement_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.dialect = self.engine.dialect.name
         self._read = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
@@ -191,6 +199,22 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self._unit(self._read) as session:
             yield session
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection outside any transaction, for reads of ONE statement (a single
+        statement sees one consistent snapshot on both engines): no BEGIN and no COMMIT,
+        which are round trips of their own (to aiosqlite's thread, or to the server)."""
+        try:
+            async with self.statement_engine.connect() as conn:
+                yield conn
+        except sa_exc.IntegrityError:
+            raise
+        except (sa_exc.SQLAlchemyError, OSError) as exc:
+            if is_unavailable(exc):
+                log.warning("database unavailable: %s", _describe(exc))
+                raise ServiceUnavailable() from exc
+            raise
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -218,6 +242,8 @@ class Database:
         await self.engine.dispose()
         if self.write_engine is not self.engine:
             await self.write_engine.dispose()
+        if self.settings.is_sqlite:
+            await self.statement_engine.dispose()
 
 
 def _describe(exc: BaseException) -> str:
