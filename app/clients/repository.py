@@ -24,9 +24,9 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.clients.search import name_search
+from app.clients.search import name_search, probes_index
 from app.clients.types import Address, Client, Position
 from app.db.database import driver_error, sqlstate
 from app.db.tables import Client as ClientRow
@@ -68,6 +68,9 @@ def to_ms(value: datetime) -> int:
 
 def from_ms(ms: int) -> datetime:
     return EPOCH + timedelta(milliseconds=ms)
+
+
+Rows = list[Any]  # result rows of SELECT_COLUMNS (named like the columns)
 
 
 class RfcTaken(Exception):
@@ -213,7 +216,7 @@ class ClientRepository:
 
     async def get(
         self,
-        session: AsyncSession,
+        session: Executor,
         team_id: int,
         livemode: bool,
         public_id: str,
@@ -261,8 +264,12 @@ class ClientRepository:
                 raise StillReferenced from exc
             raise
 
+    def probes(self, f: SearchFilter) -> bool:
+        """Whether `prepare` runs a statement (a full-text probe) for this filter."""
+        return probes_index(self.dialect, f.name)
+
     async def prepare(
-        self, session: AsyncSession, team_id: int, livemode: bool, f: SearchFilter
+        self, session: Executor, team_id: int, livemode: bool, f: SearchFilter
     ) -> Prepared:
         """The conditions of a filter, for a page and for a count (a name search probes the
         full-text index once for both)."""
@@ -317,11 +324,41 @@ class ClientRepository:
         stmt = self._list_stmt(prepared.page, after, limit, offset)
         return list((await session.execute(stmt)).all())
 
-    async def count(self, session: AsyncSession, prepared: Prepared) -> int:
-        if prepared.unfiltered:
-            stmt = select(counters.c.count).where(
-                counters.c.team_id == prepared.team_id, counters.c.livemode == prepared.livemode
-            )
-            return int((await session.execute(stmt)).scalar_one_or_none() or 0)
-        stmt = select(func.count()).select_from(clients).where(*prepared.count)
-        return int((await session.execute(stmt)).scalar_one())
+    async def count(self, session: Executor, prepared: Prepared) -> int:
+        return int((await session.execute(_count_stmt(prepared))).scalar_one_or_none() or 0)
+
+    async def page(
+        self,
+        session: Executor,
+        prepared: Prepared,
+        *,
+        after: Position | None,
+        limit: int,
+        offset: int,
+        with_total: bool,
+    ) -> tuple[Rows, int | None]:
+        """Rows of a page and, when asked, the exact number of matches, in ONE statement: the
+        count is an uncorrelated scalar subquery, evaluated once (SQLite runs it once per
+        statement, PostgreSQL as an InitPlan), so page and total come from one snapshot
+        with no transaction around them. An empty page carries no total: then it is counted
+        by a statement of its own (nothing on the page can disagree with it)."""
+        stmt = self._list_stmt(prepared.page, after, limit, offset)
+        if not with_total:
+            return list((await session.execute(stmt)).all()), None
+        total = _count_stmt(prepared).correlate(None).scalar_subquery().label("total_matches")
+        rows = list((await session.execute(stmt.add_columns(total))).all())
+        if rows:
+            return rows, int(rows[0].total_matches or 0)
+        return rows, await self.count(session, prepared)
+
+
+# Repository reads run in a unit of work (a session) or as one statement (a connection).
+Executor = AsyncSession | AsyncConnection
+
+
+def _count_stmt(prepared: Prepared) -> Select[Any]:
+    if prepared.unfiltered:
+        return select(counters.c.count).where(
+            counters.c.team_id == prepared.team_id, counters.c.livemode == prepared.livemode
+        )
+    return select(func.count()).select_from(clients).where(*prepared.count)

@@ -4,6 +4,7 @@ optimistic concurrency and pagination. REST and GraphQL call this and nothing be
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import SimpleNamespace
@@ -21,6 +22,7 @@ from app.clients.pagination import (
 )
 from app.clients.repository import (
     ClientRepository,
+    Executor,
     RfcTaken,
     SearchFilter,
     StillReferenced,
@@ -321,8 +323,8 @@ class ClientService:
     async def get(self, *, principal: Principal, client_id: str) -> Client:
         if not is_client_id(client_id):
             raise ClientNotFound(client_id)
-        async with self.db.read() as session:
-            row = await self.repo.get(session, principal.team_id, principal.livemode, client_id)
+        async with self.db.statement() as conn:  # one statement: no transaction needed
+            row = await self.repo.get(conn, principal.team_id, principal.livemode, client_id)
         if row is None:
             raise ClientNotFound(client_id)
         return row_to_client(row)
@@ -341,16 +343,18 @@ class ClientService:
         transaction (so the page and its total agree)."""
         check_page_args(limit=limit, offset=offset)
         search = normalize_filter(filters)
-        total = None
-        async with self.db.read() as session:
+        async with self._read_unit(search) as session:
             prepared = await self.repo.prepare(
                 session, principal.team_id, principal.livemode, search
             )
-            rows = await self.repo.list(
-                session, prepared, after=after, limit=limit + 1, offset=offset
+            rows, total = await self.repo.page(
+                session,
+                prepared,
+                after=after,
+                limit=limit + 1,
+                offset=offset,
+                with_total=with_total,
             )
-            if with_total:
-                total = await self.repo.count(session, prepared)
         has_more = len(rows) > limit
         rows = rows[:limit]
         return ClientPage(
@@ -363,11 +367,19 @@ class ClientService:
 
     async def count(self, *, principal: Principal, filters: ClientFilter) -> int:
         search = normalize_filter(filters)
-        async with self.db.read() as session:
+        async with self._read_unit(search) as session:
             prepared = await self.repo.prepare(
                 session, principal.team_id, principal.livemode, search
             )
             return await self.repo.count(session, prepared)
+
+    def _read_unit(self, search: SearchFilter) -> AbstractAsyncContextManager[Executor]:
+        """Where a list or count reads: one statement (the page with its total) needs no
+        transaction; a name search that probes the full-text index first (SQLite) runs its
+        two statements in one, so they see the same snapshot."""
+        if self.repo.probes(search):
+            return self.db.read()
+        return self.db.statement()
 
     # -- pagination tokens ----------------------------------------------------------------
 

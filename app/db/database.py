@@ -238,12 +238,17 @@ class Database:
                 raise ServiceUnavailable() from exc
             raise
 
-    async def dispose(self) -> None:
-        await self.engine.dispose()
-        if self.write_engine is not self.engine:
-            await self.write_engine.dispose()
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """The engines with a pool of their own (SQLite: reads, writes, statements; PostgreSQL:
+        one, whose autocommit variant shares its pool and its event listeners)."""
         if self.settings.is_sqlite:
-            await self.statement_engine.dispose()
+            return (self.engine, self.write_engine, self.statement_engine)
+        return (self.engine,)
+
+    async def dispose(self) -> None:
+        for engine in self.engines:
+            await engine.dispose()
 
 
 def _describe(exc: BaseException) -> str:
