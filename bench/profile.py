@@ -2,15 +2,19 @@
 gateway, e.g. a database scripts/bench seeded; `--cprofile` adds the top functions).
 
 No server and no HTTP client: requests are ASGI calls made straight into the app, one at a
-time, so every figure is the event loop's time (CPU in Python, plus the hop to aiosqlite's
-thread or asyncpg's socket). Three kinds of figure, each the median of `--repeat` runs:
+time. Each figure is the median of `--repeat` runs of the mean per call of:
 
-- whole requests: REST and GraphQL list at 1 and at 100 rows, REST get-by-id, and the plain
-  reference's (bench/reference.py); per row = (t(100) - t(1)) / 99;
-- per-request layers, each timed alone: the edge middleware (with and without its access log
-  line), authentication (look-up only, and its `last_used_at` write), the rate limiter, an empty
-  unit of work, the service's page and count;
-- per-row steps on 100 real rows: row mapping, JSON shaping, timestamp formatting, orjson.
+- CPU µs: the process's CPU time (every thread: the event loop and aiosqlite's), the figure
+  that bounds req/s when the server has one core, and that a busy machine barely changes;
+- wall µs: elapsed time (includes waiting for the database thread or server, and for the CPU
+  on a busy machine);
+- trips (SQLite): hand-offs to aiosqlite's thread, each a wake-up of another thread.
+
+Three kinds of figure: whole requests (REST and GraphQL list at 1 and at 100 rows, REST
+get-by-id, and the plain reference's; per row = (t(100) - t(1)) / 99); per-request layers,
+each timed alone (the edge middleware with and without its access log line, authentication
+and its `last_used_at` write, the rate limiter, an empty unit of work, the service's page with
+its total); per-row steps on 100 real rows (row mapping, JSON shape, timestamps, orjson).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import pstats
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import text
@@ -76,27 +80,67 @@ async def call(app: Asgi, method: str, path: str, key: str, body: bytes = b"") -
     return payload
 
 
-async def timed(fn: Callable[[], Awaitable[Any]], n: int, repeat: int) -> float:
-    """Median over `repeat` runs of the mean µs of one call of `fn`."""
+class Figure(NamedTuple):
+    cpu_us: float
+    wall_us: float
+    trips: float
+
+
+TRIPS = [0]
+
+
+def count_trips() -> None:
+    """Count every hand-off to an aiosqlite connection's thread."""
+    try:
+        from aiosqlite import core
+    except ImportError:
+        return
+    original = core.Connection._execute
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        TRIPS[0] += 1
+        return await original(self, fn, *args, **kwargs)
+
+    core.Connection._execute = counted  # type: ignore[method-assign]
+
+
+async def timed(fn: Callable[[], Awaitable[Any]], n: int, repeat: int) -> Figure:
+    """Medians over `repeat` runs of the mean per call of `fn`."""
     for _ in range(max(5, n // 10)):
         await fn()
     runs = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        wall, cpu, trips = time.perf_counter(), time.process_time(), TRIPS[0]
         for _ in range(n):
             await fn()
-        runs.append((time.perf_counter() - started) / n * 1e6)
-    return statistics.median(runs)
+        runs.append(
+            Figure(
+                (time.process_time() - cpu) / n * 1e6,
+                (time.perf_counter() - wall) / n * 1e6,
+                (TRIPS[0] - trips) / n,
+            )
+        )
+    return Figure(*(statistics.median(r[i] for r in runs) for i in range(3)))
 
 
-def timed_sync(fn: Callable[[], Any], n: int, repeat: int) -> float:
+def timed_sync(fn: Callable[[], Any], n: int, repeat: int) -> Figure:
     runs = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
             fn()
-        runs.append((time.perf_counter() - started) / n * 1e6)
-    return statistics.median(runs)
+        runs.append(
+            Figure((time.process_time() - cpu) / n * 1e6, (time.perf_counter() - wall) / n * 1e6, 0)
+        )
+    return Figure(*(statistics.median(r[i] for r in runs) for i in range(3)))
+
+
+def per_row_of(one: Figure, hundred: Figure) -> Figure:
+    return Figure(*((h - o) / 99 for h, o in zip(hundred, one, strict=True)))
+
+
+def scaled(f: Figure, per: int) -> Figure:
+    return Figure(f.cpu_us / per, f.wall_us / per, 0)
 
 
 async def _ok_app(scope: Any, receive: Any, send: Any) -> None:
@@ -106,17 +150,17 @@ async def _ok_app(scope: Any, receive: Any, send: Any) -> None:
 
 async def whole_requests(
     gateway: Asgi, reference: Asgi, key: str, client_id: str, n: int, repeat: int
-) -> dict[str, float]:
-    async def rest_list(limit: int) -> float:
+) -> dict[str, Figure]:
+    async def rest_list(limit: int) -> Figure:
         return await timed(
             lambda: call(gateway, "GET", f"/v2/clients?limit={limit}", key), n, repeat
         )
 
-    async def gql_list(limit: int) -> float:
+    async def gql_list(limit: int) -> Figure:
         body = orjson.dumps({"query": GQL % limit})
         return await timed(lambda: call(gateway, "POST", "/graphql", key, body), n, repeat)
 
-    async def ref_list(limit: int) -> float:
+    async def ref_list(limit: int) -> Figure:
         return await timed(
             lambda: call(reference, "GET", f"/ref/clients?limit={limit}", key), n, repeat
         )
@@ -126,7 +170,7 @@ async def whole_requests(
         one, hundred = await fn(1), await fn(100)
         out[f"{label}, 1 row"] = one
         out[f"{label}, 100 rows"] = hundred
-        out[f"{label}: per row"] = (hundred - one) / 99
+        out[f"{label}: per row"] = per_row_of(one, hundred)
     out["REST get by id"] = await timed(
         lambda: call(gateway, "GET", f"/v2/clients/{client_id}", key), n, repeat
     )
@@ -136,8 +180,8 @@ async def whole_requests(
     return out
 
 
-async def layers(s: Services, key: str, n: int, repeat: int) -> dict[str, float]:
-    out: dict[str, float] = {}
+async def layers(s: Services, key: str, n: int, repeat: int) -> dict[str, Figure]:
+    out: dict[str, Figure] = {}
     access = logging.getLogger("clients.access")
     level = access.level
     edge = EdgeMiddleware(_ok_app)
@@ -204,7 +248,7 @@ def _stale() -> Any:
     return datetime.now(UTC)
 
 
-async def per_row(s: Services, who: Principal, n: int, repeat: int) -> dict[str, float]:
+async def per_row(s: Services, who: Principal, n: int, repeat: int) -> dict[str, Figure]:
     """µs per row of each step of a REST page, on 100 real rows."""
     page = await s.clients.list(principal=who, filters=ClientFilter(), limit=100)
     from app.clients.repository import ClientRepository, row_to_client
@@ -221,24 +265,20 @@ async def per_row(s: Services, who: Principal, n: int, repeat: int) -> dict[str,
     per = len(rows)
     from app.core.clock import format_timestamp
 
+    def steps(fn: Callable[[], Any]) -> Figure:
+        return scaled(timed_sync(fn, k, repeat), per)
+
     return {
-        "row mapping (row_to_client)": timed_sync(
-            lambda: [row_to_client(r) for r in rows], k, repeat
-        )
-        / per,
-        "JSON shape (client_json)": timed_sync(
-            lambda: [rest.client_json(c) for c in items], k, repeat
-        )
-        / per,
-        "two timestamps formatted": timed_sync(
+        "row mapping (row_to_client)": steps(lambda: [row_to_client(r) for r in rows]),
+        "JSON shape (client_json, timestamps included)": steps(
+            lambda: [rest.client_json(c) for c in items]
+        ),
+        "two timestamps formatted": steps(
             lambda: [
                 (format_timestamp(c.created_at), format_timestamp(c.updated_at)) for c in items
-            ],
-            k,
-            repeat,
-        )
-        / per,
-        "orjson.dumps": timed_sync(lambda: orjson.dumps({"data": shaped}), k, repeat) / per,
+            ]
+        ),
+        "orjson.dumps": steps(lambda: orjson.dumps({"data": shaped})),
     }
 
 
@@ -255,6 +295,7 @@ async def main() -> None:
     os.environ["RATE_LIMIT_PER_SECOND"] = "0"
     settings = Settings()
     logging.getLogger().setLevel(logging.WARNING)
+    count_trips()
     gateway = create_app(settings)
     s: Services = gateway.app.state.services
     from bench import reference
@@ -265,17 +306,16 @@ async def main() -> None:
     client_id = first.items[0].id
     n, repeat = args.requests, args.repeat
     report = {
-        "whole requests (µs)": await whole_requests(
-            gateway, reference.app, key, client_id, n, repeat
-        ),
-        "per-request layers (µs)": await layers(s, key, n, repeat),
-        "per-row steps (µs per row)": await per_row(s, who, n, repeat),
+        "whole requests": await whole_requests(gateway, reference.app, key, client_id, n, repeat),
+        "per-request layers": await layers(s, key, n, repeat),
+        "per-row steps (per row)": await per_row(s, who, n, repeat),
     }
     print(f"\n{s.db.dialect}, {args.requests} requests × {args.repeat} runs (medians)")
     for title, figures in report.items():
-        print(f"\n| {title} | |\n|---|---:|")
-        for label, value in figures.items():
-            print(f"| {label} | {value:,.1f} |")
+        print(f"\n| {title} | CPU µs | wall µs | trips |\n|---|---:|---:|---:|")
+        for label, f in figures.items():
+            trips = f"{f.trips:.1f}" if f.trips else ""
+            print(f"| {label} | {f.cpu_us:,.1f} | {f.wall_us:,.1f} | {trips} |")
     if args.cprofile:
         profiler = cProfile.Profile()
         profiler.enable()
