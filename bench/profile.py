@@ -35,7 +35,8 @@ import orjson
 from sqlalchemy import text
 
 from app.auth.service import ApiKeyService
-from app.clients.types import ClientFilter, Principal
+from app.auth.principal import Principal
+from app.clients.types import ClientFilter
 from app.core.config import Settings
 from app.http.deps import Services
 from app.http.edge import EdgeMiddleware
