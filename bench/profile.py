@@ -34,8 +34,8 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import text
 
-from app.auth.service import ApiKeyService
 from app.auth.principal import Principal
+from app.auth.service import ApiKeyService
 from app.clients.types import ClientFilter
 from app.core.config import Settings
 from app.http.deps import Services
