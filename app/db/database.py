@@ -150,7 +150,24 @@ def _sqlite_engine(settings: Settings, *, begin: str | None) -> AsyncEngine:
         def _on_begin(conn: Any) -> None:
             conn.exec_driver_sql(begin)
 
+    else:
+        _skip_needless_rollbacks(engine)
     return engine
+
+
+def _skip_needless_rollbacks(engine: AsyncEngine) -> None:
+    """A connection that never sends BEGIN has no transaction to roll back when SQLAlchemy
+    closes its (implicit) one: skip that trip to aiosqlite's thread unless SQLite says a
+    transaction is open (asked of the sqlite3 connection directly, no trip)."""
+    dialect = engine.sync_engine.dialect
+    roll_back = dialect.do_rollback
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        sqlite_conn = getattr(getattr(dbapi_connection, "_connection", None), "_conn", None)
+        if sqlite_conn is None or sqlite_conn.in_transaction:
+            roll_back(dbapi_connection)
+
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
 def _postgres_engine(settings: Settings) -> AsyncEngine:
