@@ -236,4 +236,4 @@ def create_app(settings: Settings | None = None) -> Any:
 
     mount_graphql(app, settings)
 
-    return EdgeMiddleware(app)
+    return EdgeMiddleware(app, body_timeout=settings.http_body_timeout)

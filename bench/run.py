@@ -327,6 +327,11 @@ def median_ratio(runs: list[Run], base: list[Run]) -> float:
 
 
 def main() -> int:
+    if "--fragments" in sys.argv[1:]:
+        # Hostile GraphQL documents (bench/fragments.py): refusal time against their size.
+        from bench import fragments
+
+        return fragments.main([a for a in sys.argv[1:] if a != "--fragments"])
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--sizes", default="1000,100000,1000000",
@@ -337,6 +342,11 @@ def main() -> int:
     parser.add_argument("--no-creates", dest="creates", action="store_false",
                         help="skip the create scenario (it adds clients to the database)")  # fmt: skip
     parser.add_argument("--reseed", action="store_true", help="seed the databases again")
+    parser.add_argument(
+        "--fragments",
+        action="store_true",
+        help="time hostile GraphQL documents instead (bench/fragments.py; --memory N too)",
+    )
     args = parser.parse_args()
     sizes = [int(x.replace("_", "")) for x in args.sizes.split(",") if x.strip()]
     (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)

@@ -141,7 +141,7 @@ class Client(Base):
     country: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # name and legalName, NFKD, accents removed, case-folded, joined by a newline (which no
     # stored text contains, so a search never matches across the two).
-    search_text: Mapped[str] = mapped_column(String(700))
+    search_text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -31,6 +31,7 @@ from app.platform.idempotency import HEADER as IDEMPOTENCY_HEADER
 from app.platform.idempotency import Outcome, fingerprint
 from app.rest.errors import domain_error_response
 from app.rest.schemas import (
+    READ_ONLY_FIELDS,
     ClientCreateBody,
     ClientEnvelope,
     ClientListEnvelope,
@@ -219,7 +220,8 @@ async def create_client(
         key=idempotency_key,
         key_field=IDEMPOTENCY_HEADER,
         request_fingerprint=fingerprint(
-            "POST /v2/clients", body.model_dump(mode="json", exclude_unset=True)
+            "POST /v2/clients",
+            body.model_dump(mode="json", exclude_unset=True, exclude=set(READ_ONLY_FIELDS)),
         ),
         answer=partial(_create_answer, request.url.path),
     )

@@ -70,6 +70,11 @@ class _ClientBody(BaseModel):
     rfcCheckDigitValid: Any = Field(None, description="Read-only; ignored")
 
 
+# The read-only fields above: ignored, so left out of what an idempotency key fingerprints
+# (they may hold any JSON, nested deeper than a serialiser takes).
+READ_ONLY_FIELDS = frozenset({"id", "timestamp", "updatedAt", "livemode", "rfcCheckDigitValid"})
+
+
 class ClientCreateBody(_ClientBody):
     model_config = ConfigDict(
         extra="forbid",
