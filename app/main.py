@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.catalogs.store import warm_up
 from app.core.config import Settings, get_settings
 from app.core.errors import DomainError, ServiceUnavailable, ValidationFailed
 from app.core.logs import configure_logging
@@ -107,7 +108,10 @@ def _allowed_methods(request: Request) -> str:
     is not documented; its own 405 says Allow: POST as well."""
     path = request.url.path
     methods: set[str] = set()
-    for template, item in request.app.openapi().get("paths", {}).items():
+    paths = request.app.openapi().get("paths", {})
+    # OpenAPI: a concrete path (`/v2/clients/validate`) is matched before a templated one.
+    concrete = paths.get(path)
+    for template, item in [(path, concrete)] if concrete else paths.items():
         pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
         if re.fullmatch(pattern, path):
             methods.update(m.upper() for m in item if m.upper() in _METHOD_ORDER)
@@ -125,6 +129,8 @@ def create_app(settings: Settings | None = None) -> Any:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The zip catalog takes about a second to load: in a thread, while serving starts.
+        warming = asyncio.get_running_loop().run_in_executor(None, warm_up)
         upkeep = start_upkeep(services.db, settings.sqlite_upkeep_interval_s)
         try:
             yield
@@ -133,6 +139,7 @@ def create_app(settings: Settings | None = None) -> Any:
                 upkeep.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await upkeep
+            await warming
             await services.db.dispose()
 
     app = FastAPI(
@@ -230,6 +237,9 @@ def create_app(settings: Settings | None = None) -> Any:
     from app.rest.clients import router as clients_router
 
     app.include_router(clients_router)
+    from app.rest.catalogs import router as catalogs_router
+
+    app.include_router(catalogs_router)
     _document_errors_only_as_they_are(app)
 
     from schema.endpoint import mount_graphql

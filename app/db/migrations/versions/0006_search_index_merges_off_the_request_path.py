@@ -10,8 +10,8 @@ per level if nothing runs the upkeep (a CLI-only installation): then a rare inse
 Both are settings FTS5 keeps in the index itself (its config table), so they hold for every
 connection. PostgreSQL: nothing to do (see the README's performance section for its GIN index).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-26
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
