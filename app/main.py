@@ -129,8 +129,12 @@ def create_app(settings: Settings | None = None) -> Any:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        from app.events.runtime import EventsRuntime
+
         # The zip catalog takes about a second to load: in a thread, while serving starts.
         warming = asyncio.get_running_loop().run_in_executor(None, warm_up)
+        runtime = EventsRuntime(services, deliver=settings.webhook_delivery == "internal")
+        runtime.start()
         upkeep = start_upkeep(services.db, settings.sqlite_upkeep_interval_s)
         try:
             yield
@@ -139,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Any:
                 upkeep.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await upkeep
+            await runtime.stop()
             await warming
             await services.db.dispose()
 
@@ -235,11 +240,15 @@ def create_app(settings: Settings | None = None) -> Any:
         return Response(orjson.dumps({"status": "ready"}), media_type="application/json")
 
     from app.rest.clients import router as clients_router
+    from app.rest.events import router as events_router
+    from app.rest.webhooks import router as webhooks_router
 
     app.include_router(clients_router)
     from app.rest.catalogs import router as catalogs_router
 
     app.include_router(catalogs_router)
+    app.include_router(events_router)
+    app.include_router(webhooks_router)
     _document_errors_only_as_they_are(app)
 
     from schema.endpoint import mount_graphql

@@ -1,7 +1,7 @@
 """SQLite upkeep off the request path: full-text index merges and WAL checkpoints.
 
 Invariants:
-- No request pays for a merge of the full-text index: migration 0006 turns FTS5's automerge
+- No request pays for a merge of the full-text index: migration 0007 turns FTS5's automerge
   off, so an insert only appends a small segment, and this task merges them a few pages at a
   time (`'merge', PAGES`), each step its own short write transaction, so a create waits for
   one step at most (a few milliseconds), never for a whole merge.

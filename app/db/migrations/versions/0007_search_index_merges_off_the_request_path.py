@@ -10,8 +10,8 @@ per level if nothing runs the upkeep (a CLI-only installation): then a rare inse
 Both are settings FTS5 keeps in the index itself (its config table), so they hold for every
 connection. PostgreSQL: nothing to do (see the README's performance section for its GIN index).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-26
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
