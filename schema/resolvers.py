@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields, is_dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import strawberry
@@ -180,7 +180,7 @@ class Mutation:
             data=data,
             key=idempotency_key,
             key_field="idempotencyKey",
-            request_fingerprint=fingerprint("graphql createClient", asdict(data)),
+            request_fingerprint=fingerprint("graphql createClient", _fields_of(data)),
             answer=_create_answer,
         )
         kept = orjson.loads(outcome.body)
@@ -217,3 +217,13 @@ class Mutation:
             principal=ctx.principal, client_id=str(id), expected_updated_at=expected_updated_at
         )
         return DeletedClient(id=strawberry.ID(deleted), deleted=True)
+
+
+def _fields_of(data: Any) -> dict[str, Any]:
+    """`asdict(data)` one level deep (the address too): asdict copies every nested value
+    recursively, which a deeply nested `metadata` value makes a RecursionError."""
+    values = {f.name: getattr(data, f.name) for f in fields(data)}
+    return {
+        k: asdict(v) if is_dataclass(v) and not isinstance(v, type) else v
+        for k, v in values.items()
+    }

@@ -75,27 +75,30 @@ def fingerprint(operation: str, payload: Any) -> str:
 
 
 def _feed(digest: Any, value: Any) -> None:
-    """A type-tagged, length-prefixed encoding of `value` into `digest`."""
-    if value is None or isinstance(value, bool):
-        digest.update(b"n" if value is None else b"t" if value else b"f")
-    elif isinstance(value, int):
-        digest.update(b"i" + hex(value).encode() + b";")
-    elif isinstance(value, float):
-        digest.update(b"d" + value.hex().encode() + b";")
-    elif isinstance(value, str):
-        raw = value.encode("utf-8", "surrogatepass")
-        digest.update(b"s%d:" % len(raw) + raw)
-    elif isinstance(value, dict):
-        digest.update(b"{%d:" % len(value))
-        for key in sorted(value, key=str):
-            _feed(digest, str(key))
-            _feed(digest, value[key])
-    elif isinstance(value, list | tuple):
-        digest.update(b"[%d:" % len(value))
-        for item in value:
-            _feed(digest, item)
-    else:
-        _feed(digest, repr(value))
+    """A type-tagged, length-prefixed encoding of `value` into `digest`. Iterative, so any
+    nesting a JSON body can hold is fine (a recursive walk stops near 500 levels)."""
+    stack = [value]
+    while stack:
+        value = stack.pop()
+        if value is None or isinstance(value, bool):
+            digest.update(b"n" if value is None else b"t" if value else b"f")
+        elif isinstance(value, int):
+            digest.update(b"i" + hex(value).encode() + b";")
+        elif isinstance(value, float):
+            digest.update(b"d" + value.hex().encode() + b";")
+        elif isinstance(value, str):
+            raw = value.encode("utf-8", "surrogatepass")
+            digest.update(b"s%d:" % len(raw) + raw)
+        elif isinstance(value, dict):
+            digest.update(b"{%d:" % len(value))
+            for key in reversed(sorted(value, key=str)):  # popped in sorted order
+                stack.append(value[key])
+                stack.append(str(key))
+        elif isinstance(value, list | tuple):
+            digest.update(b"[%d:" % len(value))
+            stack.extend(reversed(value))
+        else:
+            stack.append(repr(value))
 
 
 def check_key(key: str, field: str = HEADER) -> str:

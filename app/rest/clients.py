@@ -237,7 +237,8 @@ async def create_client(
         key_field=IDEMPOTENCY_HEADER,
         request_fingerprint=fingerprint(
             "POST /v2/clients",
-            body.model_dump(mode="json", exclude_unset=True, exclude=set(READ_ONLY_FIELDS)),
+            # Python mode: the JSON mode's serialiser refuses deep nesting (metadata values).
+            body.model_dump(exclude_unset=True, exclude=set(READ_ONLY_FIELDS)),
         ),
         answer=partial(_create_answer, request.url.path),
     )

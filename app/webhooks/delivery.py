@@ -124,6 +124,9 @@ class Deliverer:
         per_endpoint = self.settings.webhook_concurrency_per_endpoint
         full = {ep for ep, n in self._in_flight.items() if n >= per_endpoint}
         now = _now()
+        async with self.db.read() as session:
+            if not await self.repo.any_due(session, now=now):
+                return False
         lease = now + timedelta(seconds=self.settings.webhook_timeout) + _LEASE_MARGIN
         async with self.db.write() as session:
             claimed = await self.repo.claim(

@@ -105,6 +105,20 @@ class WebhookRepository:
             .values(lease_owner=None, lease_until=None)
         )
 
+    async def any_due(self, session: AsyncSession, *, now: datetime) -> bool:
+        """Whether a claim could find something (a read: on SQLite it does not take the
+        write lock, so an idle loop never queues behind the writers)."""
+        stmt = (
+            select(d.id)
+            .where(
+                d.status == PENDING,
+                d.next_attempt_at <= now,
+                or_(d.lease_until.is_(None), d.lease_until < now),
+            )
+            .limit(1)
+        )
+        return (await session.execute(stmt)).first() is not None
+
     async def claim(
         self,
         session: AsyncSession,

@@ -178,3 +178,30 @@ async def test_an_invisible_update_is_refused_and_changes_nothing(
         "name": "Name is required"
     }
     assert (await client.get(url, headers=key_a.headers)).json()["data"]["name"] == "Etag"
+
+
+@pytest.mark.parametrize("depth", [256, 900])
+async def test_an_idempotent_create_with_deep_metadata_is_a_validation_error(
+    client: httpx.AsyncClient, key_a: Key, depth: int
+) -> None:
+    """The same class through a field that is not ignored: the fingerprint takes any nesting,
+    and the field rules answer (metadata values are strings)."""
+    nested: Any = "x"
+    for _ in range(depth):
+        nested = {"a": nested}
+    fields = {"name": "Profundo", "rfc": new_rfc(), "metadata": {"k": nested}}
+    headers = {
+        **key_a.headers,
+        "content-type": "application/json",
+        "Idempotency-Key": f"meta-{depth}-{new_rfc()}",
+    }
+    rest = await client.post("/v2/clients", content=json.dumps(fields), headers=headers)
+    assert rest.status_code == 400, rest.text
+    query = (
+        "mutation($i: CreateClientInput!, $k: String) "
+        "{ createClient(input: $i, idempotencyKey: $k) { __typename } }"
+    )
+    body = {"query": query, "variables": {"i": fields, "k": f"meta-gql-{depth}-{new_rfc()}"}}
+    answer = await client.post("/graphql", content=json.dumps(body), headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"]["createClient"]["__typename"] == "ValidationError", answer.text
