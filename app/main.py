@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from app.core.config import Settings, get_settings
 from app.core.errors import DomainError, ServiceUnavailable, ValidationFailed
 from app.core.logs import configure_logging
 from app.db.migrate import is_at_head
+from app.db.upkeep import start_upkeep
 from app.http.deps import Services
 from app.http.edge import EdgeMiddleware, error_body
 from app.rest.errors import domain_error_response
@@ -133,9 +135,14 @@ def create_app(settings: Settings | None = None) -> Any:
         warming = asyncio.get_running_loop().run_in_executor(None, warm_up)
         runtime = EventsRuntime(services, deliver=settings.webhook_delivery == "internal")
         runtime.start()
+        upkeep = start_upkeep(services.db, settings.sqlite_upkeep_interval_s)
         try:
             yield
         finally:
+            if upkeep is not None:
+                upkeep.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await upkeep
             await runtime.stop()
             await warming
             await services.db.dispose()

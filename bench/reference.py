@@ -1,31 +1,188 @@
-"""The benchmark's reference: a plain FastAPI endpoint that runs the same SQL as
-`GET /v2/clients?limit=N` (key look-up, page, counter) and returns the same JSON, with none of
-the gateway's layers. Ratios to it are the benchmark's figures that matter.
+"""The benchmark's yardstick: a plain FastAPI service over the same database, written the
+ordinary way and sharing no code with the gateway (nothing from `app` or `schema`).
 
-Serve with: uvicorn bench.reference:app --port 8001 (DATABASE_URL as for the gateway).
+Its own SQLAlchemy Core engine and table definitions, the same SELECT of the same columns the
+gateway's list reads, a Pydantic response model (FastAPI validates and serialises it), and an
+API-key look-up by SHA-256 of the bearer token read straight from the `api_keys` table with
+its own SQL. Endpoints:
+
+- `GET /ref/plain/clients?limit=N`: no authentication (the team is found once, at start).
+- `GET /ref/clients?limit=N`: with the key look-up (`totalResults` null: no count at all).
+- `GET /ref/counted/clients?limit=N`: with the key look-up and an exact `COUNT(*)`.
+- `GET /ref/clients/{id}`: get by id, with the key look-up.
+
+Serve with: uvicorn bench.reference:app --port 8001 (DATABASE_URL as for the gateway; BENCH_TEAM
+names the team of the unauthenticated endpoint, "bench" by default).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
-import orjson
-from fastapi import FastAPI, Request, Response
-from sqlalchemy import select
+from fastapi import FastAPI, HTTPException, Request
+from pydantic import BaseModel
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from app.auth.principal import Principal
-from app.clients.pagination import TokenSigner, position_to_json
-from app.clients.repository import SELECT_COLUMNS, c, counters, row_position, row_to_client
-from app.core.config import get_settings
-from app.db.database import Database
-from app.db.tables import ApiKey
-from app.rest.clients import client_json
+DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite+aiosqlite:///var/clients.db")
+engine = create_async_engine(DATABASE_URL, pool_size=10, max_overflow=5)
+metadata = MetaData()
 
-settings = get_settings()
-db = Database(settings)
-app = FastAPI()
-signer = TokenSigner(settings.resolved_secret_key())
+clients = Table(
+    "clients",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("public_id", String),
+    Column("team_id", Integer),
+    Column("livemode", Boolean),
+    Column("name", String),
+    Column("legal_name", String),
+    Column("rfc", String),
+    Column("rfc_check_digit_valid", Boolean),
+    Column("email", String),
+    Column("phone", String),
+    Column("street", String),
+    Column("city", String),
+    Column("state", String),
+    Column("zip_code", String),
+    Column("country", String),
+    Column("created_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True)),
+)
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("team_id", Integer),
+    Column("livemode", Boolean),
+    Column("key_hash", String),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+teams = Table("teams", metadata, Column("id", Integer, primary_key=True), Column("name", String))
+c = clients.c
+COLUMNS = (
+    c.id, c.public_id, c.name, c.legal_name, c.rfc, c.rfc_check_digit_valid, c.email, c.phone,
+    c.street, c.city, c.state, c.zip_code, c.country, c.livemode, c.created_at, c.updated_at,
+)  # fmt: skip
+
+
+class ClientRef(BaseModel):
+    rfc: str
+    email: str | None
+
+
+class AddressOut(BaseModel):
+    street: str | None
+    city: str | None
+    state: str | None
+    zipCode: str | None
+    country: str | None
+
+
+class ClientOut(BaseModel):
+    id: str
+    name: str
+    legalName: str | None
+    client: ClientRef
+    phone: str | None
+    address: AddressOut | None
+    timestamp: datetime
+    updatedAt: datetime
+    livemode: bool
+    rfcCheckDigitValid: bool
+
+
+class ClientList(BaseModel):
+    data: list[ClientOut]
+    message: str
+    totalResults: int | None
+    hasMore: bool
+
+
+class ClientOne(BaseModel):
+    data: ClientOut
+    message: str
+
+
+def to_out(r: Any) -> dict[str, Any]:
+    address = (r.street, r.city, r.state, r.zip_code, r.country)
+    return {
+        "id": r.public_id,
+        "name": r.name,
+        "legalName": r.legal_name,
+        "client": {"rfc": r.rfc, "email": r.email},
+        "phone": r.phone,
+        "address": None
+        if not any(address)
+        else dict(zip(("street", "city", "state", "zipCode", "country"), address, strict=True)),
+        "timestamp": r.created_at,
+        "updatedAt": r.updated_at,
+        "livemode": r.livemode,
+        "rfcCheckDigitValid": r.rfc_check_digit_valid,
+    }
+
+
+async def caller(conn: AsyncConnection, request: Request) -> tuple[int, bool]:
+    """(team id, livemode) of the bearer key, by the SHA-256 of the key; 401 otherwise."""
+    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    stmt = select(api_keys.c.team_id, api_keys.c.livemode, api_keys.c.revoked_at).where(
+        api_keys.c.key_hash == digest
+    )
+    key = (await conn.execute(stmt)).first()
+    if key is None or key.revoked_at is not None:
+        raise HTTPException(401, "unauthorized")
+    return key.team_id, key.livemode
+
+
+async def page(conn: AsyncConnection, team: int, live: bool, limit: int) -> list[Any]:
+    stmt = (
+        select(*COLUMNS)
+        .where(c.team_id == team, c.livemode == live)
+        .order_by(c.created_at.desc(), c.id.desc())
+        .limit(limit + 1)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+def listing(rows: list[Any], limit: int, total: int | None) -> dict[str, Any]:
+    return {
+        "data": [to_out(r) for r in rows[:limit]],
+        "message": "Clients retrieved successfully",
+        "totalResults": total,
+        "hasMore": len(rows) > limit,
+    }
+
+
+PLAIN_TEAM: dict[str, int] = {}
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async with engine.connect() as conn:
+        name = os.environ.get("BENCH_TEAM", "bench")
+        found = (await conn.execute(select(teams.c.id).where(teams.c.name == name))).scalar()
+        PLAIN_TEAM["id"] = int(found or 0)
+    yield
+    await engine.dispose()
+
+
+app = FastAPI(lifespan=lifespan)
 
 
 @app.get("/healthz")
@@ -33,48 +190,40 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.get("/ref/clients")
-async def list_clients(request: Request, limit: int = 20) -> Response:
-    token = request.headers.get("authorization", "").removeprefix("Bearer ")
-    digest = hashlib.sha256(token.encode()).hexdigest()
-    async with db.read() as session:
-        key = (
-            await session.execute(
-                select(ApiKey.team_id, ApiKey.livemode, ApiKey.revoked_at).where(
-                    ApiKey.key_hash == digest
-                )
-            )
-        ).first()
-    if key is None or key.revoked_at is not None:
-        return Response(b'{"error":"unauthorized"}', status_code=401)
-    async with db.read() as session:
-        rows = (
-            await session.execute(
-                select(*SELECT_COLUMNS)
-                .where(c.team_id == key.team_id, c.livemode == key.livemode)
-                .order_by(c.created_at.desc(), c.id.desc())
-                .limit(limit + 1)
-            )
-        ).all()
+@app.get("/ref/plain/clients", response_model=ClientList)
+async def plain_list(limit: int = 20) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        rows = await page(conn, PLAIN_TEAM["id"], True, limit)
+    return listing(rows, limit, None)
+
+
+@app.get("/ref/clients", response_model=ClientList)
+async def keyed_list(request: Request, limit: int = 20) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        team, live = await caller(conn, request)
+        rows = await page(conn, team, live, limit)
+    return listing(rows, limit, None)
+
+
+@app.get("/ref/counted/clients", response_model=ClientList)
+async def counted_list(request: Request, limit: int = 20) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        team, live = await caller(conn, request)
+        rows = await page(conn, team, live, limit)
         total = (
-            await session.execute(
-                select(counters.c.count).where(
-                    counters.c.team_id == key.team_id, counters.c.livemode == key.livemode
-                )
-            )
-        ).scalar_one_or_none()
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    next_token = None
-    if has_more:
-        who = Principal(team_id=key.team_id, livemode=key.livemode, key_id=0)
-        position = position_to_json(row_position(rows[-1]))
-        next_token = signer.dumps("next", who, {"f": {}, "l": limit, "p": position})
-    payload: dict[str, Any] = {
-        "data": [client_json(row_to_client(r)) for r in rows],
-        "message": "Clients retrieved successfully",
-        "totalResults": total or 0,
-        "hasMore": has_more,
-        "next": next_token,
-    }
-    return Response(orjson.dumps(payload), media_type="application/json")
+            await conn.execute(select(func.count()).where(c.team_id == team, c.livemode == live))
+        ).scalar()
+    return listing(rows, limit, total)
+
+
+@app.get("/ref/clients/{client_id}", response_model=ClientOne)
+async def get_one(request: Request, client_id: str) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        team, live = await caller(conn, request)
+        stmt = select(*COLUMNS).where(
+            c.team_id == team, c.livemode == live, c.public_id == client_id
+        )
+        row = (await conn.execute(stmt)).first()
+    if row is None:
+        raise HTTPException(404, "not found")
+    return {"data": to_out(row), "message": "Client retrieved successfully"}

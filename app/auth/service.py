@@ -16,7 +16,7 @@ import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -39,6 +39,18 @@ def hash_key(key: str) -> str:
 def generate_key(livemode: bool) -> str:
     body = "".join(secrets.choice(_ALPHABET) for _ in range(_RANDOM_CHARS))
     return f"sk_{'live' if livemode else 'test'}_{body}"
+
+
+# Built once: every request runs it, and building a statement (and its cache key) costs more
+# CPU than executing this one.
+_KEY_BY_HASH = select(
+    ApiKey.id,
+    ApiKey.team_id,
+    ApiKey.livemode,
+    ApiKey.key_hash,
+    ApiKey.revoked_at,
+    ApiKey.last_used_at,
+).where(ApiKey.key_hash == bindparam("digest"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,19 +150,9 @@ class ApiKeyService:
                 "Malformed API key: send Authorization: Bearer sk_live_… or sk_test_…"
             )
         digest = hash_key(token)
-        async with self.db.read() as session:
-            row = (
-                await session.execute(
-                    select(
-                        ApiKey.id,
-                        ApiKey.team_id,
-                        ApiKey.livemode,
-                        ApiKey.key_hash,
-                        ApiKey.revoked_at,
-                        ApiKey.last_used_at,
-                    ).where(ApiKey.key_hash == digest)
-                )
-            ).first()
+        # One statement: no transaction around it (see Database.statement).
+        async with self.db.statement() as conn:
+            row = (await conn.execute(_KEY_BY_HASH, {"digest": digest})).first()
         # The index found the row by hash; compare in constant time all the same.
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             raise Unauthorized("Unknown or revoked API key")

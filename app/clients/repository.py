@@ -24,9 +24,9 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.clients.search import name_search
+from app.clients.search import name_search, probes_index
 from app.clients.types import ADDRESS_ATTRS, Address, Client, Position
 from app.core.clock import from_ms, to_ms
 from app.db.database import driver_error, sqlstate
@@ -66,6 +66,9 @@ SELECT_COLUMNS = (
     c.created_at,
     c.updated_at,
 )
+
+
+Rows = list[Any]  # result rows of SELECT_COLUMNS (named like the columns)
 
 
 class RfcTaken(Exception):
@@ -159,6 +162,15 @@ def _scope(team_id: int, livemode: bool, *, driven: bool = False) -> list[Column
     return [c.team_id == team_id, c.livemode == livemode]
 
 
+# Get-by-id, built once (building a statement costs more CPU than running this one).
+_GET = select(*SELECT_COLUMNS).where(
+    c.team_id == bindparam("team_id"),
+    c.livemode == bindparam("livemode"),
+    c.public_id == bindparam("public_id"),
+)
+_GET_FOR_UPDATE = _GET.with_for_update()
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A filter turned into SQL conditions, for a page and for a count."""
@@ -219,17 +231,16 @@ class ClientRepository:
 
     async def get(
         self,
-        session: AsyncSession,
+        session: Executor,
         team_id: int,
         livemode: bool,
         public_id: str,
         *,
         for_update: bool = False,
     ) -> Any | None:
-        stmt = select(*SELECT_COLUMNS).where(*_scope(team_id, livemode), c.public_id == public_id)
-        if for_update and self.dialect == "postgresql":
-            stmt = stmt.with_for_update()
-        return (await session.execute(stmt)).first()
+        stmt = _GET_FOR_UPDATE if for_update and self.dialect == "postgresql" else _GET
+        params = {"team_id": team_id, "livemode": livemode, "public_id": public_id}
+        return (await session.execute(stmt, params)).first()
 
     async def rfc_owner(
         self, session: AsyncSession, team_id: int, livemode: bool, rfc: str
@@ -267,8 +278,12 @@ class ClientRepository:
                 raise StillReferenced from exc
             raise
 
+    def probes(self, f: SearchFilter) -> bool:
+        """Whether `prepare` runs a statement (a full-text probe) for this filter."""
+        return probes_index(self.dialect, f.name)
+
     async def prepare(
-        self, session: AsyncSession, team_id: int, livemode: bool, f: SearchFilter
+        self, session: Executor, team_id: int, livemode: bool, f: SearchFilter
     ) -> Prepared:
         """The conditions of a filter, for a page and for a count (a name search probes the
         full-text index once for both)."""
@@ -323,11 +338,41 @@ class ClientRepository:
         stmt = self._list_stmt(prepared.page, after, limit, offset)
         return list((await session.execute(stmt)).all())
 
-    async def count(self, session: AsyncSession, prepared: Prepared) -> int:
-        if prepared.unfiltered:
-            stmt = select(counters.c.count).where(
-                counters.c.team_id == prepared.team_id, counters.c.livemode == prepared.livemode
-            )
-            return int((await session.execute(stmt)).scalar_one_or_none() or 0)
-        stmt = select(func.count()).select_from(clients).where(*prepared.count)
-        return int((await session.execute(stmt)).scalar_one())
+    async def count(self, session: Executor, prepared: Prepared) -> int:
+        return int((await session.execute(_count_stmt(prepared))).scalar_one_or_none() or 0)
+
+    async def page(
+        self,
+        session: Executor,
+        prepared: Prepared,
+        *,
+        after: Position | None,
+        limit: int,
+        offset: int,
+        with_total: bool,
+    ) -> tuple[Rows, int | None]:
+        """Rows of a page and, when asked, the exact number of matches, in ONE statement: the
+        count is an uncorrelated scalar subquery, evaluated once (SQLite runs it once per
+        statement, PostgreSQL as an InitPlan), so page and total come from one snapshot
+        with no transaction around them. An empty page carries no total: then it is counted
+        by a statement of its own (nothing on the page can disagree with it)."""
+        stmt = self._list_stmt(prepared.page, after, limit, offset)
+        if not with_total:
+            return list((await session.execute(stmt)).all()), None
+        total = _count_stmt(prepared).correlate(None).scalar_subquery().label("total_matches")
+        rows = list((await session.execute(stmt.add_columns(total))).all())
+        if rows:
+            return rows, int(rows[0].total_matches or 0)
+        return rows, await self.count(session, prepared)
+
+
+# Repository reads run in a unit of work (a session) or as one statement (a connection).
+Executor = AsyncSession | AsyncConnection
+
+
+def _count_stmt(prepared: Prepared) -> Select[Any]:
+    if prepared.unfiltered:
+        return select(counters.c.count).where(
+            counters.c.team_id == prepared.team_id, counters.c.livemode == prepared.livemode
+        )
+    return select(func.count()).select_from(clients).where(*prepared.count)

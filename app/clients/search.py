@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, literal_column, select, table, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db.tables import Client
 
@@ -54,9 +54,17 @@ class NameSearch:
     drive_count: bool = False
 
 
-async def name_search(session: AsyncSession, dialect: str, query: str) -> NameSearch:
+def probes_index(dialect: str, query: str | None) -> bool:
+    """Whether searching `query` starts with a probe of the full-text index (a statement of
+    its own before the page)."""
+    return bool(query) and dialect == "sqlite" and len(query or "") >= TRIGRAM
+
+
+async def name_search(
+    session: AsyncSession | AsyncConnection, dialect: str, query: str
+) -> NameSearch:
     """How to search a normalised `name` filter (one full-text probe at most)."""
-    if dialect != "sqlite" or len(query) < TRIGRAM:
+    if not probes_index(dialect, query):
         like = like_condition(query)
         return NameSearch(like, like)
     phrase = fts_phrase(query)

@@ -4,6 +4,7 @@ optimistic concurrency and pagination. REST and GraphQL call this and nothing be
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -24,6 +25,7 @@ from app.clients.pagination import (
 )
 from app.clients.repository import (
     ClientRepository,
+    Executor,
     RfcTaken,
     SearchFilter,
     StillReferenced,
@@ -595,8 +597,8 @@ class ClientService:
     async def get(self, *, principal: Principal, client_id: str) -> Client:
         if not is_client_id(client_id):
             raise ClientNotFound(client_id)
-        async with self.db.read() as session:
-            row = await self.repo.get(session, principal.team_id, principal.livemode, client_id)
+        async with self.db.statement() as conn:  # one statement: no transaction needed
+            row = await self.repo.get(conn, principal.team_id, principal.livemode, client_id)
         if row is None:
             raise ClientNotFound(client_id)
         return row_to_client(row)
@@ -616,18 +618,20 @@ class ClientService:
         """A page of clients, newest first, from the arguments as the caller sent them: a
         GraphQL cursor (`after`, the filter sent again) or a REST `next` token (which carries
         the filter and the limit). `with_total` also counts every match, in the same
-        transaction (so the page and its total agree)."""
+        statement or transaction (so the page and its total agree)."""
         query = self._page_query(principal, filters, limit, offset, after, next_token, fields)
-        total = None
-        async with self.db.read() as session:
+        async with self._read_unit(query.search) as session:
             prepared = await self.repo.prepare(
                 session, principal.team_id, principal.livemode, query.search
             )
-            rows = await self.repo.list(
-                session, prepared, after=query.after, limit=query.limit + 1, offset=query.offset
+            rows, total = await self.repo.page(
+                session,
+                prepared,
+                after=query.after,
+                limit=query.limit + 1,
+                offset=query.offset,
+                with_total=with_total,
             )
-            if with_total:
-                total = await self.repo.count(session, prepared)
         has_more = len(rows) > query.limit
         rows = rows[: query.limit]
         return ClientPage(
@@ -676,11 +680,19 @@ class ClientService:
 
     async def count(self, *, principal: Principal, filters: ClientFilter) -> int:
         search = normalize_filter(filters)
-        async with self.db.read() as session:
+        async with self._read_unit(search) as session:
             prepared = await self.repo.prepare(
                 session, principal.team_id, principal.livemode, search
             )
             return await self.repo.count(session, prepared)
+
+    def _read_unit(self, search: SearchFilter) -> AbstractAsyncContextManager[Executor]:
+        """Where a list or count reads: one statement (the page with its total) needs no
+        transaction; a name search that probes the full-text index first (SQLite) runs its
+        two statements in one, so they see the same snapshot."""
+        if self.repo.probes(search):
+            return self.db.read()
+        return self.db.statement()
 
     # -- pagination tokens ----------------------------------------------------------------
 

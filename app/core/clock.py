@@ -26,5 +26,8 @@ def from_ms(ms: int) -> datetime:
 
 
 def format_timestamp(value: datetime) -> str:
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # isoformat is one C call (strftime and an f-string were three times the cost, twice per
+    # client in every page). Its year always has four digits; stored times are all after 1970.
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:23] + "Z"

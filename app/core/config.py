@@ -92,6 +92,10 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # SQLite: seconds between rounds of full-text index merging and WAL checkpoints beside
+    # the server (app/db/upkeep.py); 0 turns it off (then inserts merge, rarely, by themselves).
+    sqlite_upkeep_interval_s: float = Field(default=0.5, ge=0)
+
     @field_validator("webhook_retry_schedule")
     @classmethod
     def _valid_schedule(cls, value: str) -> str:

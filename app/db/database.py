@@ -1,14 +1,23 @@
 """Engines and units of work.
 
-`Database.read()` and `Database.write()` each yield an AsyncSession inside one transaction.
+`Database.read()` and `Database.write()` each yield an AsyncSession inside one transaction;
+`Database.statement()` yields a connection in autocommit, for reads of a single statement.
 On SQLite a write transaction starts with BEGIN IMMEDIATE, so concurrent writers queue on
 the database lock (busy_timeout) instead of failing with SQLITE_BUSY when a read
 transaction later tries to upgrade; reads start with a plain deferred BEGIN. On PostgreSQL
 both are the same engine.
+
+On SQLite the write units of one process also queue on an asyncio lock, first come first
+served, before they ask for the database lock. SQLite's busy handler is no queue: a waiting
+writer sleeps and polls with growing sleeps (up to 100 ms each), so under 8 concurrent creates
+an unlucky one lost the race for a second or more while the lock sat idle between sleeps.
+Write units never nest (on SQLite a nested one could never get the database lock either).
+Writers in other processes (`serve --workers N`, the CLI) still meet at the busy handler.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +28,7 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -62,6 +72,11 @@ _UNAVAILABLE_SQLITE_CODES = (
 )
 
 
+# SQLite: a request connection checkpoints the WAL only past this many pages (~80 MB); below
+# it, app/db/upkeep.py checkpoints in the background, so no commit waits for one.
+CHECKPOINT_SAFETY_PAGES = 20_000
+
+
 def driver_error(exc: BaseException) -> BaseException | None:
     """The driver's own exception behind a SQLAlchemy one (asyncpg's, or sqlite3's)."""
     orig = getattr(exc, "orig", None)
@@ -97,7 +112,7 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, _UNAVAILABLE)
 
 
-def _sqlite_engine(settings: Settings, *, immediate: bool) -> AsyncEngine:
+def _sqlite_engine(settings: Settings, *, begin: str | None) -> AsyncEngine:
     url = make_url(settings.database_url)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -110,6 +125,9 @@ def _sqlite_engine(settings: Settings, *, immediate: bool) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=False,
+        # Without BEGIN no transaction is ever open, so there is nothing to roll back when a
+        # connection goes back to the pool (a rollback would be one more trip to its thread).
+        pool_reset_on_return="rollback" if begin else None,
     )
     busy_ms = settings.sqlite_busy_timeout_ms
     synchronous = settings.sqlite_synchronous
@@ -123,15 +141,33 @@ def _sqlite_engine(settings: Settings, *, immediate: bool) -> AsyncEngine:
         cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_SAFETY_PAGES}")
         cur.close()
 
-    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+    if begin is not None:
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql(begin)
 
+    else:
+        _skip_needless_rollbacks(engine)
     return engine
+
+
+def _skip_needless_rollbacks(engine: AsyncEngine) -> None:
+    """A connection that never sends BEGIN has no transaction to roll back when SQLAlchemy
+    closes its (implicit) one: skip that trip to aiosqlite's thread unless SQLite says a
+    transaction is open (asked of the sqlite3 connection directly, no trip)."""
+    dialect = engine.sync_engine.dialect
+    roll_back = dialect.do_rollback
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        sqlite_conn = getattr(getattr(dbapi_connection, "_connection", None), "_conn", None)
+        if sqlite_conn is None or sqlite_conn.in_transaction:
+            roll_back(dbapi_connection)
+
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
 def _postgres_engine(settings: Settings) -> AsyncEngine:
@@ -163,16 +199,20 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         if settings.is_sqlite:
-            self.engine = _sqlite_engine(settings, immediate=False)
-            self.write_engine = _sqlite_engine(settings, immediate=True)
+            self.engine = _sqlite_engine(settings, begin="BEGIN")
+            self.write_engine = _sqlite_engine(settings, begin="BEGIN IMMEDIATE")
+            self.statement_engine = _sqlite_engine(settings, begin=None)
         else:
             self.engine = _postgres_engine(settings)
             self.write_engine = self.engine
+            # The same pool; each checkout in autocommit (asyncpg: no BEGIN, no COMMIT).
+            self.statement_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.dialect = self.engine.dialect.name
         # Called with a session's `info` after each unit of work commits.
         self.after_commit: list[Callable[[dict[Any, Any]], None]] = []
         self._read = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
+        self._write_queue = asyncio.Lock() if settings.is_sqlite else None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -180,8 +220,28 @@ class Database:
             yield session
 
     @asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection outside any transaction, for reads of ONE statement (a single
+        statement sees one consistent snapshot on both engines): no BEGIN and no COMMIT,
+        which are round trips of their own (to aiosqlite's thread, or to the server)."""
+        try:
+            async with self.statement_engine.connect() as conn:
+                yield conn
+        except sa_exc.IntegrityError:
+            raise
+        except (sa_exc.SQLAlchemyError, OSError) as exc:
+            if is_unavailable(exc):
+                log.warning("database unavailable: %s", _describe(exc))
+                raise ServiceUnavailable() from exc
+            raise
+
+    @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        async with self._unit(self._write) as session:
+        if self._write_queue is None:
+            async with self._unit(self._write) as session:
+                yield session
+            return
+        async with self._write_queue, self._unit(self._write) as session:
             yield session
 
     @asynccontextmanager
@@ -201,10 +261,17 @@ class Database:
                 raise ServiceUnavailable() from exc
             raise
 
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """The engines with a pool of their own (SQLite: reads, writes, statements; PostgreSQL:
+        one, whose autocommit variant shares its pool and its event listeners)."""
+        if self.settings.is_sqlite:
+            return (self.engine, self.write_engine, self.statement_engine)
+        return (self.engine,)
+
     async def dispose(self) -> None:
-        await self.engine.dispose()
-        if self.write_engine is not self.engine:
-            await self.write_engine.dispose()
+        for engine in self.engines:
+            await engine.dispose()
 
 
 def _describe(exc: BaseException) -> str:

@@ -219,7 +219,9 @@ async def seed(settings: Settings, *, clients: int, team: str, livemode: bool) -
     from app.db.migrate import upgrade_async
 
     await upgrade_async(settings.database_url)
-    db = Database(settings)
+    # A bulk load builds indexes over every row at the end: minutes at a million rows, far
+    # past the per-statement bound that protects requests.
+    db = Database(settings.model_copy(update={"db_statement_timeout_ms": 0}))
     try:
         team_id = await ApiKeyService(db).team_id(team)
         c = clients_table.c

@@ -147,7 +147,7 @@ class StatementLog:
 
     def __init__(self, app: Any) -> None:
         db = app.app.state.services.db
-        self.engines = {id(e): e.sync_engine for e in (db.engine, db.write_engine)}.values()
+        self.engines = [e.sync_engine for e in db.engines]
         self.statements: list[str] = []
 
     def _on_execute(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
