@@ -22,14 +22,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.search import name_search
 from app.clients.types import Address, Client, Position
 from app.core.clock import from_ms, to_ms
-from app.db.database import driver_error, sqlstate
+from app.db import dialect as sql_dialect
 from app.db.tables import Client as ClientRow
 from app.db.tables import ClientCounter, Invoice, Payment
 
@@ -114,27 +112,14 @@ def row_position(row: Any) -> Position:
 
 
 def _is_rfc_violation(exc: sa_exc.IntegrityError) -> bool:
-    # PostgreSQL (asyncpg): SQLSTATE 23505 (unique_violation) naming the constraint. Through
-    # SQLAlchemy 2.1 the name is only on asyncpg's own exception (`exc.orig.orig`).
-    if sqlstate(exc) is not None:
-        return sqlstate(exc) == "23505" and _constraint(exc) == RFC_UNIQUE_CONSTRAINT
-    # SQLite names the columns, not the index.
-    orig = exc.orig
-    if getattr(orig, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_UNIQUE":
-        return "clients.rfc_unique" in str(orig)
-    return False
+    # SQLite names the columns of the violated index, not the index.
+    return sql_dialect.is_unique_violation(
+        exc, constraint=RFC_UNIQUE_CONSTRAINT, sqlite_columns="clients.rfc_unique"
+    )
 
 
 def _is_fk_violation(exc: sa_exc.IntegrityError) -> bool:
-    # PostgreSQL: SQLSTATE 23503 (foreign_key_violation) from a table that references clients.
-    if sqlstate(exc) is not None:
-        return sqlstate(exc) == "23503" and _constraint(exc) in CLIENT_REFERENCES
-    return getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_FOREIGNKEY"
-
-
-def _constraint(exc: sa_exc.IntegrityError) -> str | None:
-    name = getattr(driver_error(exc), "constraint_name", None)
-    return name if isinstance(name, str) else None
+    return sql_dialect.is_foreign_key_violation(exc, constraints=CLIENT_REFERENCES)
 
 
 def _scope(team_id: int, livemode: bool, *, driven: bool = False) -> list[ColumnElement[bool]]:
@@ -183,7 +168,7 @@ class ClientRepository:
         ON CONFLICT DO NOTHING leaves the transaction usable on both engines, so the caller
         can look up the existing client in the same transaction.
         """
-        ins = pg_insert(clients) if self.dialect == "postgresql" else sqlite_insert(clients)
+        ins = sql_dialect.insert(self.dialect, clients)
         stmt = (
             ins.values(**values)
             .on_conflict_do_nothing(index_elements=["team_id", "livemode", "rfc_unique"])
@@ -194,7 +179,7 @@ class ClientRepository:
     async def adjust_count(
         self, session: AsyncSession, team_id: int, livemode: bool, delta: int
     ) -> None:
-        ins = pg_insert(counters) if self.dialect == "postgresql" else sqlite_insert(counters)
+        ins = sql_dialect.insert(self.dialect, counters)
         stmt = ins.values(team_id=team_id, livemode=livemode, count=max(delta, 0))
         stmt = stmt.on_conflict_do_update(
             index_elements=["team_id", "livemode"],
@@ -212,7 +197,7 @@ class ClientRepository:
         for_update: bool = False,
     ) -> Any | None:
         stmt = select(*SELECT_COLUMNS).where(*_scope(team_id, livemode), c.public_id == public_id)
-        if for_update and self.dialect == "postgresql":
+        if for_update and self.dialect == sql_dialect.POSTGRESQL:
             stmt = stmt.with_for_update()
         return (await session.execute(stmt)).first()
 

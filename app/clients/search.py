@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, bindparam, func, literal_column, select, table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.dialect import SQLITE
 from app.db.tables import Client
 
 PROBE_LIMIT = 5000
@@ -56,7 +57,7 @@ class NameSearch:
 
 async def name_search(session: AsyncSession, dialect: str, query: str) -> NameSearch:
     """How to search a normalised `name` filter (one full-text probe at most)."""
-    if dialect != "sqlite" or len(query) < TRIGRAM:
+    if dialect != SQLITE or len(query) < TRIGRAM:
         like = like_condition(query)
         return NameSearch(like, like)
     phrase = fts_phrase(query)

@@ -28,6 +28,7 @@ from app.clients.repository import clients as clients_table
 from app.core.clock import to_ms
 from app.core.config import Settings
 from app.db.database import Database
+from app.db.dialect import SQLITE
 
 FIRST = [
     "María",
@@ -226,7 +227,7 @@ async def seed(settings: Settings, *, clients: int, team: str, livemode: bool) -
 
         rebuild = clients >= REBUILD_AT or clients > existing
         with tqdm(total=clients, unit="clients", desc="seeding") as bar:
-            if db.dialect == "sqlite":
+            if db.dialect == SQLITE:
                 await asyncio.to_thread(_load_sqlite, settings, batches(), rebuild, bar)
             else:
                 await _load_postgres(db, batches(), rebuild, bar)
