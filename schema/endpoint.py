@@ -12,8 +12,7 @@ back untouched, and everything it does not answer (errors included) is answered 
 
 from __future__ import annotations
 
-import logging
-import re
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -32,22 +31,15 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from app.core.config import Settings
-from app.core.errors import DomainError, ValidationFailed
+from app.core.errors import MethodNotAllowed, ValidationFailed
 from app.http.deps import authenticate, services
+from app.http.errors import ErrorRenderers, error_response
 from schema import GatewaySchema, build_schema
 from schema.context import Context
-from schema.fast import FastPath
+from schema.fast import FastPath, Unavailable
 from schema.limits import validation_rules
+from schema.rendering import format_error, render_error
 
-log = logging.getLogger("clients.graphql")
-
-# graphql-core's suggestions ("Did you mean 'name'?") end at the first "?": names have none.
-_ARGUMENT_ERROR = re.compile(r"^Argument '(\w+)'")
-_SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
-# A variable value that cannot be coerced: "Variable '$f' has invalid value at .createdFrom: …"
-_VARIABLE_ERROR = re.compile(
-    r"^Variable '\$(\w+)' has invalid (?:default )?value(?: at ([^:]*))?: "
-)
 _ALLOWED = frozenset({OperationType.QUERY, OperationType.MUTATION})
 _JSON_TYPES = ("application/json", "application/graphql-response+json")
 _CACHE_SIZE = 256
@@ -124,23 +116,16 @@ def build_gateway_schema(
 
 
 def _bad_request(message: str, status: int = 400) -> Response:
-    body = {
-        "errors": [
-            {
-                "message": "Invalid request parameters",
-                "extensions": {
-                    "code": "VALIDATION_ERROR",
-                    "fields": [{"field": "body", "message": message}],
-                },
-            }
-        ]
-    }
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    return error_response(render_error, ValidationFailed({"body": message}), status)
 
 
 def _document_error(message: str) -> Response:
     body = {"errors": [{"message": message, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]}
-    return Response(orjson.dumps(body), status_code=200, media_type="application/json")
+    return _json_response(body)
+
+
+def _json_response(payload: dict[str, Any], status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
 def _ide_page() -> str:
@@ -154,167 +139,146 @@ def _ide_page() -> str:
     )
 
 
-def mount_graphql(app: FastAPI, settings: Settings) -> None:
-    rules = document_rules(settings)
-    schema = build_gateway_schema(settings, rules)
-    fast = None
-    if settings.graphql_fast_path:
-        fast = FastPath(
-            schema, rules=rules, max_tokens=settings.graphql_max_tokens, cache_size=_CACHE_SIZE
-        )
-    app.state.graphql_fast_path = fast  # None when off; its counters say what it answered
-    production = settings.is_production
-    ide_html = None if production else _ide_page()
-    router = APIRouter(tags=["graphql"])
+@dataclass(frozen=True, slots=True)
+class GraphQLRequest:
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
 
-    @router.get("/graphql", include_in_schema=False)
-    async def graphql_get(request: Request) -> Response:
+
+async def _read_request(request: Request) -> GraphQLRequest | Response:
+    """The GraphQL request in the body, or the 4xx that refuses it."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media not in _JSON_TYPES:
+        return _bad_request("Content-Type must be application/json", 415)
+    try:
+        data = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        return _bad_request(f"Malformed JSON: {exc}")
+    if not isinstance(data, dict):
+        return _bad_request("The body must be a JSON object (batching is not supported)")
+    query = data.get("query")
+    variables = data.get("variables")
+    operation_name = data.get("operationName")
+    if not isinstance(query, str) or not query.strip():
+        return _bad_request("`query` must be a non-empty string")
+    if variables is not None and not isinstance(variables, dict):
+        return _bad_request("`variables` must be an object")
+    if operation_name is not None and not isinstance(operation_name, str):
+        return _bad_request("`operationName` must be a string")
+    return GraphQLRequest(query, variables, operation_name)
+
+
+class GraphQLEndpoint:
+    """GET (the IDE page, development only) and POST /graphql."""
+
+    def __init__(self, settings: Settings) -> None:
+        rules = document_rules(settings)
+        self.schema = build_gateway_schema(settings, rules)
+        self.fast: FastPath | None = None
+        if settings.graphql_fast_path:
+            self.fast = FastPath(
+                self.schema,
+                rules=rules,
+                max_tokens=settings.graphql_max_tokens,
+                cache_size=_CACHE_SIZE,
+            )
+        self.production = settings.is_production
+        self.ide_html = None if self.production else _ide_page()
+
+    async def graphql_get(self, request: Request) -> Response:
         accepts_html = "text/html" in request.headers.get("accept", "")
-        if ide_html is not None and accepts_html and "query" not in request.query_params:
-            return HTMLResponse(ide_html)
-        body = {
-            "errors": [
-                {
-                    "message": "Send GraphQL operations with POST",
-                    "extensions": {"code": "METHOD_NOT_ALLOWED"},
-                }
-            ]
-        }
-        return Response(
-            orjson.dumps(body), 405, media_type="application/json", headers={"Allow": "POST"}
-        )
+        if self.ide_html is not None and accepts_html and "query" not in request.query_params:
+            return HTMLResponse(self.ide_html)
+        refusal = MethodNotAllowed("Send GraphQL operations with POST", allow="POST")
+        return error_response(render_error, refusal)
 
-    @router.post(
+    async def graphql_post(self, request: Request) -> Response:
+        principal = await authenticate(request)
+        graphql_request = await _read_request(request)
+        if isinstance(graphql_request, Response):
+            return graphql_request
+        request.state.operation = graphql_request.operation_name
+        context = Context(principal=principal, services=services(request))
+        request_id = getattr(request.state, "request_id", "")
+        if self.fast is not None:
+            answered = await self._run_fast(graphql_request, context, request_id)
+            if answered is not None:
+                return answered
+        return await self._execute(graphql_request, context, request_id)
+
+    async def _run_fast(
+        self, graphql_request: GraphQLRequest, context: Context, request_id: str
+    ) -> Response | None:
+        """The fast path's answer; None when the standard path must answer (a bad argument,
+        say: it answers errors too). An outage is answered here: the request is not run a
+        second time to wait for the same exhausted pool."""
+        assert self.fast is not None
+        plan = self.fast.plan(graphql_request.query, graphql_request.operation_name)
+        if plan is None:
+            return None
+        try:
+            data = await self.fast.run(plan, context, graphql_request.variables)
+        except Unavailable as outage:
+            return self._respond([outage.error], None, request_id)
+        return None if data is None else _json_response({"data": data})
+
+    async def _execute(
+        self, graphql_request: GraphQLRequest, context: Context, request_id: str
+    ) -> Response:
+        try:
+            result = await self.schema.execute(
+                graphql_request.query,
+                variable_values=graphql_request.variables,
+                context_value=context,
+                operation_name=graphql_request.operation_name,
+                allowed_operation_types=_ALLOWED,
+            )
+        except CannotGetOperationTypeError:
+            # Strawberry raises these before validation; they are the document's fault.
+            if graphql_request.operation_name is None:
+                return _document_error("The document contains no operation")
+            return _document_error(f"Unknown operation named {graphql_request.operation_name!r}")
+        except InvalidOperationTypeError:
+            return _document_error("Subscriptions are not supported: send a query or a mutation")
+        return self._respond(result.errors or [], result.data, request_id)
+
+    def _respond(
+        self, errors: list[GraphQLError], data: dict[str, Any] | None, request_id: str
+    ) -> Response:
+        payload: dict[str, Any] = {}
+        status = 200
+        if errors:
+            entries = []
+            for error in errors:
+                entry, error_status = format_error(
+                    error, request_id=request_id, production=self.production
+                )
+                entries.append(entry)
+                status = max(status, error_status)
+            payload["errors"] = entries
+        # Errors with a path were raised while executing: then `data` is present, if null.
+        # Errors before execution (syntax, validation, variables) come without it.
+        if data is not None or not errors or any(e.path for e in errors):
+            payload["data"] = data
+        return _json_response(payload, status)
+
+
+def mount_graphql(app: FastAPI, settings: Settings, renderers: ErrorRenderers) -> None:
+    """POST /graphql (and GET, the IDE page), its errors rendered as GraphQL bodies."""
+    endpoint = GraphQLEndpoint(settings)
+    app.state.graphql_fast_path = endpoint.fast  # None when off; its counters say what it did
+    renderers.mount("/graphql", render_error)
+    router = APIRouter(tags=["graphql"])
+    router.add_api_route("/graphql", endpoint.graphql_get, methods=["GET"], include_in_schema=False)
+    router.add_api_route(
         "/graphql",
+        endpoint.graphql_post,
+        methods=["POST"],
         summary="GraphQL endpoint",
         description="POST {query, variables, operationName} as JSON. Explore the schema in "
         "GraphiQL (GET /graphql in a browser, development only).",
         responses=_OPENAPI_RESPONSES,
         openapi_extra={"requestBody": _OPENAPI_REQUEST},
     )
-    async def graphql_post(request: Request) -> Response:
-        principal = await authenticate(request)
-        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media not in _JSON_TYPES:
-            return _bad_request("Content-Type must be application/json", 415)
-        try:
-            data = orjson.loads(await request.body())
-        except orjson.JSONDecodeError as exc:
-            return _bad_request(f"Malformed JSON: {exc}")
-        if not isinstance(data, dict):
-            return _bad_request("The body must be a JSON object (batching is not supported)")
-        query = data.get("query")
-        variables = data.get("variables")
-        operation_name = data.get("operationName")
-        if not isinstance(query, str) or not query.strip():
-            return _bad_request("`query` must be a non-empty string")
-        if variables is not None and not isinstance(variables, dict):
-            return _bad_request("`variables` must be an object")
-        if operation_name is not None and not isinstance(operation_name, str):
-            return _bad_request("`operationName` must be a string")
-        request.state.operation = operation_name
-        context = Context(principal=principal, services=services(request))
-        if fast is not None and (plan := fast.plan(query, operation_name)) is not None:
-            data = await fast.run(plan, context, variables)
-            if data is not None:
-                return _json_response({"data": data})
-            # Not answered there (a bad argument, say): the standard path answers, errors too.
-        try:
-            result = await schema.execute(
-                query,
-                variable_values=variables,
-                context_value=context,
-                operation_name=operation_name,
-                allowed_operation_types=_ALLOWED,
-            )
-        except CannotGetOperationTypeError:
-            # Strawberry raises these before validation; they are the document's fault.
-            if operation_name is None:
-                return _document_error("The document contains no operation")
-            return _document_error(f"Unknown operation named {operation_name!r}")
-        except InvalidOperationTypeError:
-            return _document_error("Subscriptions are not supported: send a query or a mutation")
-        payload: dict[str, Any] = {}
-        status = 200
-        if result.errors:
-            errors = []
-            for error in result.errors:
-                formatted, error_status = _format_error(error, request, production)
-                errors.append(formatted)
-                status = max(status, error_status)
-            payload["errors"] = errors
-        # Errors with a path were raised while executing: then `data` is present, if null.
-        # Errors before execution (syntax, validation, variables) come without it.
-        if result.data is not None or not result.errors or any(e.path for e in result.errors):
-            payload["data"] = result.data
-        return _json_response(payload, status)
-
     app.include_router(router)
-
-
-def _json_response(payload: dict[str, Any], status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
-
-
-def _format_error(
-    error: GraphQLError, request: Request, production: bool
-) -> tuple[dict[str, Any], int]:
-    original = error.original_error
-    formatted: dict[str, Any] = dict(error.formatted)
-    if production:
-        # No field, argument or type suggestions: they would reveal the schema.
-        formatted["message"] = _SUGGESTION.sub("", formatted["message"])
-    if original is None:
-        # Malformed or invalid GraphQL (syntax, unknown field, limits): the caller's mistake.
-        formatted["extensions"] = {
-            "code": "GRAPHQL_VALIDATION_FAILED",
-            **(formatted.get("extensions") or {}),
-        }
-        return formatted, 200
-    if isinstance(original, DomainError):
-        ext: dict[str, Any] = {"code": original.code}
-        if isinstance(original, ValidationFailed):
-            ext["fields"] = [{"field": k, "message": m} for k, m in original.fields.items()]
-        formatted["message"] = original.message
-        formatted["extensions"] = ext
-        # Faults of the service, not of the document, keep their HTTP status.
-        return formatted, original.status if original.status in (429, 503) else 200
-    if _is_coercion_error(error):
-        # A value of the wrong shape (a bad DateTime, say): a bad argument. A variable's is
-        # named after it ("$filter.createdFrom"); a literal's is somewhere in the query.
-        message = formatted["message"]
-        field = "variables" if message.startswith("Variable ") else "query"
-        match = _VARIABLE_ERROR.match(message)
-        argument = _ARGUMENT_ERROR.match(message)
-        if match:
-            field = f"${match[1]}{match[2] or ''}"
-            message = message[match.end() :]
-        elif argument:
-            field = argument[1]
-        formatted["extensions"] = {
-            "code": "VALIDATION_ERROR",
-            "fields": [{"field": field, "message": message}],
-        }
-        formatted["message"] = ValidationFailed.message
-        return formatted, 200
-    # Unexpected: log it whole, show nothing internal.
-    request_id = getattr(request.state, "request_id", "")
-    log.error("unexpected GraphQL error", exc_info=original, extra={"request_id": request_id})
-    masked = {
-        "message": "Internal server error",
-        "extensions": {"code": "INTERNAL_ERROR", "requestId": request_id},
-    }
-    if formatted.get("path") is not None:
-        masked["path"] = formatted["path"]
-    if formatted.get("locations") is not None:
-        masked["locations"] = formatted["locations"]
-    return masked, 200
-
-
-def _is_coercion_error(error: GraphQLError) -> bool:
-    # Variable values that fail scalar parsing carry the ValueError as original_error; an
-    # argument refused while a field runs (a null variable for `first: Int!`) a GraphQLError.
-    original = error.original_error
-    return isinstance(original, GraphQLError) or (
-        isinstance(original, ValueError) and not error.path
-    )

@@ -5,7 +5,6 @@ Handlers only translate: request → service input, domain result → the docume
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -29,7 +28,7 @@ from app.core.errors import DuplicateRfc, UnsupportedMediaType, ValidationFailed
 from app.http.deps import client_service, principal
 from app.platform.idempotency import HEADER as IDEMPOTENCY_HEADER
 from app.platform.idempotency import Outcome, fingerprint
-from app.rest.errors import domain_error_response
+from app.rest.errors import render_error
 from app.rest.schemas import (
     ClientCreateBody,
     ClientEnvelope,
@@ -221,7 +220,7 @@ async def create_client(
         request_fingerprint=fingerprint(
             "POST /v2/clients", body.model_dump(mode="json", exclude_unset=True)
         ),
-        answer=partial(_create_answer, request.url.path),
+        answer=_create_answer,
     )
     headers = dict(outcome.headers)
     if outcome.replayed:
@@ -263,11 +262,10 @@ def _created(client: Client) -> Response:
     )
 
 
-def _create_answer(path: str, result: Client | DuplicateRfc) -> Outcome:
+def _create_answer(result: Client | DuplicateRfc) -> Outcome:
     """What an idempotent create answers, as stored and replayed byte for byte."""
     if isinstance(result, DuplicateRfc):
-        refused = domain_error_response(path, result)
-        return Outcome(refused.status_code, bytes(refused.body).decode(), {})
+        return Outcome(result.status, render_error(result).decode(), {})
     created = _created(result)
     headers = {k: created.headers[k] for k in ("etag", "location")}
     return Outcome(created.status_code, bytes(created.body).decode(), headers)
