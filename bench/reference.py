@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app.auth.principal import Principal
 from app.clients.pagination import TokenSigner, position_to_json
-from app.clients.repository import SELECT_COLUMNS, c, counters, row_position, row_to_client
+from app.clients.repository import SELECT_COLUMNS, columns, counters, row_position, row_to_client
 from app.core.config import get_settings
 from app.db.database import Database
 from app.db.tables import ApiKey
@@ -51,8 +51,8 @@ async def list_clients(request: Request, limit: int = 20) -> Response:
         rows = (
             await session.execute(
                 select(*SELECT_COLUMNS)
-                .where(c.team_id == key.team_id, c.livemode == key.livemode)
-                .order_by(c.created_at.desc(), c.id.desc())
+                .where(columns.team_id == key.team_id, columns.livemode == key.livemode)
+                .order_by(columns.created_at.desc(), columns.id.desc())
                 .limit(limit + 1)
             )
         ).all()

@@ -1,4 +1,4 @@
-"""Output types. `Client.from_domain` is the one place a service value becomes GraphQL."""
+"""Output types. `ClientType.from_domain` is the one place a service value becomes GraphQL."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ class Address:
     country: str | None
 
 
-@strawberry.type
-class Client:
+@strawberry.type(name="Client")
+class ClientType:
     id: strawberry.ID
     name: str
     legal_name: str | None
@@ -39,7 +39,7 @@ class Client:
     updated_at: datetime
 
     @classmethod
-    def from_domain(cls, c: domain.Client) -> Client:
+    def from_domain(cls, c: domain.Client) -> ClientType:
         a = c.address
         return cls(
             id=strawberry.ID(c.id),
@@ -77,12 +77,12 @@ class PageInfo:
 @strawberry.type
 class ClientEdge:
     cursor: str
-    node: Client
+    node: ClientType
 
 
 @strawberry.type
 class ClientConnection:
-    nodes: list[Client]
+    nodes: list[ClientType]
     page_info: PageInfo
     _page: strawberry.Private[domain.ClientPage]
     _principal: strawberry.Private[Principal]

@@ -28,34 +28,33 @@ from app.clients.search import name_search
 from app.clients.types import Address, Client, Position
 from app.core.clock import from_ms, to_ms
 from app.db import dialect as sql_dialect
-from app.db.tables import Client as ClientRow
-from app.db.tables import ClientCounter, Invoice, Payment
+from app.db.tables import ClientCounter, ClientRow, Invoice, Payment
 
 clients = cast(Table, ClientRow.__table__)
 counters = cast(Table, ClientCounter.__table__)
-c = clients.c
+columns = clients.c
 
 RFC_UNIQUE_CONSTRAINT = "uq_clients_team_id_livemode_rfc_unique"
 # The foreign keys that keep a client with invoices or payments from being deleted.
 CLIENT_REFERENCES = frozenset({"fk_invoices_client_id_clients", "fk_payments_client_id_clients"})
 
 SELECT_COLUMNS = (
-    c.id,
-    c.public_id,
-    c.name,
-    c.legal_name,
-    c.rfc,
-    c.rfc_check_digit_valid,
-    c.email,
-    c.phone,
-    c.street,
-    c.city,
-    c.state,
-    c.zip_code,
-    c.country,
-    c.livemode,
-    c.created_at,
-    c.updated_at,
+    columns.id,
+    columns.public_id,
+    columns.name,
+    columns.legal_name,
+    columns.rfc,
+    columns.rfc_check_digit_valid,
+    columns.email,
+    columns.phone,
+    columns.street,
+    columns.city,
+    columns.state,
+    columns.zip_code,
+    columns.country,
+    columns.livemode,
+    columns.created_at,
+    columns.updated_at,
 )
 
 
@@ -130,7 +129,7 @@ def _scope(team_id: int, livemode: bool, *, driven: bool = False) -> list[Column
             literal_column("+clients.team_id", Integer) == team_id,
             literal_column("+clients.livemode", Boolean) == livemode,
         ]
-    return [c.team_id == team_id, c.livemode == livemode]
+    return [columns.team_id == team_id, columns.livemode == livemode]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,13 +147,13 @@ def _filter_conditions(f: SearchFilter) -> list[ColumnElement[bool]]:
     """Every condition but the name search (see `ClientRepository.prepare`)."""
     conds: list[ColumnElement[bool]] = []
     if f.rfc:
-        conds.append(c.rfc == f.rfc)
+        conds.append(columns.rfc == f.rfc)
     if f.email:
-        conds.append(c.email_lower == f.email)
+        conds.append(columns.email_lower == f.email)
     if f.created_from is not None:
-        conds.append(c.created_at >= f.created_from)
+        conds.append(columns.created_at >= f.created_from)
     if f.created_to is not None:
-        conds.append(c.created_at <= f.created_to)
+        conds.append(columns.created_at <= f.created_to)
     return conds
 
 
@@ -172,7 +171,7 @@ class ClientRepository:
         stmt = (
             ins.values(**values)
             .on_conflict_do_nothing(index_elements=["team_id", "livemode", "rfc_unique"])
-            .returning(c.id)
+            .returning(columns.id)
         )
         return (await session.execute(stmt)).scalar_one_or_none()
 
@@ -196,7 +195,9 @@ class ClientRepository:
         *,
         for_update: bool = False,
     ) -> Any | None:
-        stmt = select(*SELECT_COLUMNS).where(*_scope(team_id, livemode), c.public_id == public_id)
+        stmt = select(*SELECT_COLUMNS).where(
+            *_scope(team_id, livemode), columns.public_id == public_id
+        )
         if for_update and self.dialect == sql_dialect.POSTGRESQL:
             stmt = stmt.with_for_update()
         return (await session.execute(stmt)).first()
@@ -204,7 +205,11 @@ class ClientRepository:
     async def rfc_owner(
         self, session: AsyncSession, team_id: int, livemode: bool, rfc: str
     ) -> str | None:
-        stmt = select(c.public_id).where(*_scope(team_id, livemode), c.rfc_unique == rfc).limit(1)
+        stmt = (
+            select(columns.public_id)
+            .where(*_scope(team_id, livemode), columns.rfc_unique == rfc)
+            .limit(1)
+        )
         return (await session.execute(stmt)).scalar_one_or_none()
 
     async def update(self, session: AsyncSession, row_id: int, values: dict[str, Any]) -> None:
@@ -215,7 +220,7 @@ class ClientRepository:
         """
         try:
             async with session.begin_nested():
-                await session.execute(update(clients).where(c.id == row_id).values(**values))
+                await session.execute(update(clients).where(columns.id == row_id).values(**values))
         except sa_exc.IntegrityError as exc:
             if _is_rfc_violation(exc):
                 raise RfcTaken from exc
@@ -231,7 +236,7 @@ class ClientRepository:
     async def delete(self, session: AsyncSession, row_id: int) -> None:
         try:
             async with session.begin_nested():
-                await session.execute(delete(clients).where(c.id == row_id))
+                await session.execute(delete(clients).where(columns.id == row_id))
         except sa_exc.IntegrityError as exc:
             if _is_fk_violation(exc):
                 raise StillReferenced from exc
@@ -265,16 +270,16 @@ class ClientRepository:
         conds = list(conds)
         if after is not None:
             conds.append(
-                tuple_(c.created_at, c.id)
+                tuple_(columns.created_at, columns.id)
                 < tuple_(
-                    bindparam(None, from_ms(after.created_ms), type_=c.created_at.type),
-                    bindparam(None, after.row_id, type_=c.id.type),
+                    bindparam(None, from_ms(after.created_ms), type_=columns.created_at.type),
+                    bindparam(None, after.row_id, type_=columns.id.type),
                 )
             )
         stmt = (
             select(*SELECT_COLUMNS)
             .where(*conds)
-            .order_by(c.created_at.desc(), c.id.desc())
+            .order_by(columns.created_at.desc(), columns.id.desc())
             .limit(limit)
         )
         if offset:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from stdnum.mx import rfc as stdnum_rfc
 from tqdm import tqdm
 
-from app.clients import validation as v
+from app.clients import validation
 from app.clients.ids import new_client_id
 from app.clients.repository import ClientRepository
 from app.clients.repository import clients as clients_table
@@ -163,7 +163,7 @@ class Generator:
             "state": state,
             "zip_code": f"{rng.randrange(1000, 99999):05d}",
             "country": "México",
-            "search_text": v.search_text(name, legal),
+            "search_text": validation.search_text(name, legal),
             "created_at": created,
             "updated_at": created,
         }

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPBearer
 
 from app.auth.principal import Principal
-from app.clients import validation as v
+from app.clients import validation
 from app.clients.service import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, entity_tag
 from app.clients.types import (
     UNSET,
@@ -161,7 +161,7 @@ def _alias(body: _ClientBody, fields: set[str]) -> tuple[Any, Any]:
         raise ValidationFailed({"client": "Must be an object with rfc and/or email"})
     errors: dict[str, str] = {}
     if "rfc" in ref.model_fields_set:
-        if rfc is not UNSET and not _same(rfc, ref.rfc, v.normalize_rfc):
+        if rfc is not UNSET and not _same(rfc, ref.rfc, validation.normalize_rfc):
             errors["client.rfc"] = "Differs from rfc"
         rfc = ref.rfc
     if "email" in ref.model_fields_set:
@@ -176,8 +176,8 @@ def _alias(body: _ClientBody, fields: set[str]) -> tuple[Any, Any]:
 def _same(a: str | None, b: str | None, norm: Any) -> bool:
     def key(x: str | None) -> str | None:
         try:
-            text = v.clean_text(x)
-        except v.FieldInvalid:
+            text = validation.clean_text(x)
+        except validation.FieldInvalid:
             return x
         return None if text is None else norm(text)
 
