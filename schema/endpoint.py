@@ -7,7 +7,8 @@ requests to `Schema.execute`, with parser and validation caches and document lim
 
 Plain `clients`/`client` queries are first offered to the compiled fast path
 (schema/fast.py, GRAPHQL_FAST_PATH): it answers them with the same bytes, or gives the request
-back untouched, and everything it does not answer (errors included) is answered below.
+back untouched, and everything it does not answer (errors included) is answered below, but
+an outage, answered at once. Every error body is built by schema/rendering.py.
 """
 
 from __future__ import annotations
