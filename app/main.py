@@ -8,6 +8,7 @@ chosen by path (app/http/errors.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ import orjson
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app.catalogs.store import warm_up
 from app.core.config import Settings, get_settings
 from app.core.logs import configure_logging
 from app.http.deps import Services
@@ -46,13 +48,16 @@ def create_app(settings: Settings | None = None) -> Any:
     renderers = ErrorRenderers(default=render_error)
     install_error_handlers(app, renderers)
     _mount_routes(app, settings, renderers)
-    return EdgeMiddleware(app, renderers)
+    return EdgeMiddleware(app, renderers, body_timeout=settings.http_body_timeout)
 
 
 def _fastapi_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The zip catalog takes about a second to load: in a thread, while serving starts.
+        warming = asyncio.get_running_loop().run_in_executor(None, warm_up)
         yield
+        await warming
         await services.db.dispose()
 
     app = FastAPI(
@@ -83,11 +88,13 @@ def _add_cors(app: FastAPI, settings: Settings) -> None:
 def _mount_routes(app: FastAPI, settings: Settings, renderers: ErrorRenderers) -> None:
     # Imported here: the route modules build their models and schema on import.
     from app.http.health import router as health_router
+    from app.rest.catalogs import router as catalogs_router
     from app.rest.clients import router as clients_router
     from schema.endpoint import mount_graphql
 
     app.include_router(health_router)
     app.include_router(clients_router)
+    app.include_router(catalogs_router)
     _document_errors_only_as_they_are(app)
     mount_graphql(app, settings, renderers)
 

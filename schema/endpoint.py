@@ -7,43 +7,45 @@ requests to `Schema.execute`, with parser and validation caches and document lim
 
 Plain `clients`/`client` queries are first offered to the compiled fast path
 (schema/fast.py, GRAPHQL_FAST_PATH): it answers them with the same bytes, or gives the request
-back untouched, and everything it does not answer (errors included) is answered below, but
-an outage, answered at once. Every error body is built by schema/rendering.py.
+back untouched, and everything it does not answer (errors included) is answered below.
 """
 
 from __future__ import annotations
 
+import codecs
+import json
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
-from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    ValidationCache,
+from graphql import (
+    ASTValidationRule,
+    GraphQLError,
+    NoSchemaIntrospectionCustomRule,
+    OperationDefinitionNode,
+    get_operation_ast,
+    specified_rules,
 )
+from graphql import OperationType as GraphQLOperationType
 from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from app.core.config import Settings
-from app.core.errors import MethodNotAllowed, ValidationFailed
+from app.core.errors import MethodNotAllowed, UnsupportedMediaType, ValidationFailed
 from app.http.deps import authenticate, services
 from app.http.errors import ErrorRenderers, error_response
 from schema import GatewaySchema, build_schema
 from schema.context import Context
+from schema.documents import CheckedDocument, DocumentChecker, PreparedDocument, current_document
 from schema.fast import FastPath, Unavailable
-from schema.limits import validation_rules
+from schema.limits import DocumentLimits, validation_rules
 from schema.rendering import format_error, render_error
 
 _ALLOWED = frozenset({OperationType.QUERY, OperationType.MUTATION})
 _JSON_TYPES = ("application/json", "application/graphql-response+json")
-_CACHE_SIZE = 256
 
 
 # What /openapi.json says of POST /graphql (the handler reads the body itself).
@@ -88,45 +90,94 @@ _OPENAPI_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def document_rules(settings: Settings) -> list[type[ASTValidationRule]]:
-    """The validation rules added to graphql-core's: the standard path and the fast path
-    validate with these same classes."""
-    rules: list[type[ASTValidationRule]] = validation_rules(
+def document_limits(settings: Settings) -> DocumentLimits:
+    return DocumentLimits(
         max_depth=settings.graphql_max_depth,
         max_aliases=settings.graphql_max_aliases,
         max_cost=settings.graphql_max_cost,
+        count_cost=settings.graphql_count_cost,
     )
+
+
+def document_rules(settings: Settings) -> list[type[ASTValidationRule]]:
+    """The validation rules added to graphql-core's: the standard path and the fast path
+    validate with these same classes."""
+    rules: list[type[ASTValidationRule]] = validation_rules(document_limits(settings))
     if settings.is_production:
         rules.append(NoSchemaIntrospectionCustomRule)
     return rules
 
 
-def build_gateway_schema(
-    settings: Settings, rules: list[type[ASTValidationRule]] | None = None
-) -> GatewaySchema:
-    if rules is None:
-        rules = document_rules(settings)
-    return build_schema(
-        extensions=[
-            partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens),
-            partial(AddValidationRules, rules),
-            partial(ParserCache, maxsize=_CACHE_SIZE),
-            partial(ValidationCache, maxsize=_CACHE_SIZE),
-        ]
+def build_gateway_schema(settings: Settings) -> GatewaySchema:
+    """The schema as the endpoint runs it: documents come parsed and validated (see
+    schema/documents.py), so Strawberry's own parse and validation steps are skipped."""
+    return build_schema(extensions=[PreparedDocument])
+
+
+def document_checker(settings: Settings, schema: GatewaySchema) -> DocumentChecker:
+    return DocumentChecker(
+        schema._schema,
+        rules=(*specified_rules, *document_rules(settings)),
+        limits=document_limits(settings),
+        max_tokens=settings.graphql_max_tokens,
+        max_bytes=settings.graphql_cache_mb * 1024 * 1024,
     )
 
 
-def _bad_request(message: str, status: int = 400) -> Response:
-    return error_response(render_error, ValidationFailed({"body": message}), status)
+def parse_json_body(raw: bytes) -> Any:
+    """A request body as REST reads it: a UTF-8 byte-order mark is skipped (RFC 8259 lets a
+    parser ignore it), and an escaped lone surrogate (`"\\ud800"`) is kept, so that the field
+    rules refuse it with their own message instead of the whole body being malformed."""
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" not in str(exc):
+            raise ValueError(str(exc)) from None
+    try:
+        return json.loads(raw)  # the standard library keeps lone surrogates
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _refusal(
+    checked: CheckedDocument, operation_name: str | None, request_id: str, production: bool
+) -> Response | None:
+    """The answer to a document that must not run (None when it may): a syntax error, errors
+    of the limits and of validation, no operation to run (several without `operationName`
+    is a request error, GraphQL spec §6.1), or a subscription."""
+    document = checked.document
+    if document is None:  # a syntax error
+        return _errors_response(checked.errors, request_id, production)
+    if not any(isinstance(d, OperationDefinitionNode) for d in document.definitions):
+        return _document_error("The document contains no operation")
+    if checked.errors:
+        return _errors_response(checked.errors, request_id, production)
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        if operation_name is not None:
+            return _document_error(f"Unknown operation named {operation_name!r}")
+        return _document_error("Must provide operation name if query contains multiple operations")
+    if operation.operation is GraphQLOperationType.SUBSCRIPTION:
+        return _document_error("Subscriptions are not supported: send a query or a mutation")
+    return None
+
+
+def _errors_response(errors: list[GraphQLError], request_id: str, production: bool) -> Response:
+    formatted = [
+        format_error(error, request_id=request_id, production=production)[0] for error in errors
+    ]
+    return _json_response({"errors": formatted})
+
+
+def _bad_request(message: str) -> Response:
+    return error_response(render_error, ValidationFailed({"body": message}))
 
 
 def _document_error(message: str) -> Response:
     body = {"errors": [{"message": message, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]}
     return _json_response(body)
-
-
-def _json_response(payload: dict[str, Any], status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
 def _ide_page() -> str:
@@ -151,10 +202,11 @@ async def _read_request(request: Request) -> GraphQLRequest | Response:
     """The GraphQL request in the body, or the 4xx that refuses it."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media not in _JSON_TYPES:
-        return _bad_request("Content-Type must be application/json", 415)
+        refusal = UnsupportedMediaType("Content-Type must be application/json")
+        return error_response(render_error, refusal)
     try:
-        data = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
+        data = parse_json_body(await request.body())
+    except ValueError as exc:
         return _bad_request(f"Malformed JSON: {exc}")
     if not isinstance(data, dict):
         return _bad_request("The body must be a JSON object (batching is not supported)")
@@ -174,16 +226,9 @@ class GraphQLEndpoint:
     """GET (the IDE page, development only) and POST /graphql."""
 
     def __init__(self, settings: Settings) -> None:
-        rules = document_rules(settings)
-        self.schema = build_gateway_schema(settings, rules)
-        self.fast: FastPath | None = None
-        if settings.graphql_fast_path:
-            self.fast = FastPath(
-                self.schema,
-                rules=rules,
-                max_tokens=settings.graphql_max_tokens,
-                cache_size=_CACHE_SIZE,
-            )
+        self.schema = build_gateway_schema(settings)
+        self.documents = document_checker(settings, self.schema)
+        self.fast = FastPath(self.schema, self.documents) if settings.graphql_fast_path else None
         self.production = settings.is_production
         self.ide_html = None if self.production else _ide_page()
 
@@ -199,23 +244,32 @@ class GraphQLEndpoint:
         graphql_request = await _read_request(request)
         if isinstance(graphql_request, Response):
             return graphql_request
-        request.state.operation = graphql_request.operation_name
-        context = Context(principal=principal, services=services(request))
+        operation_name = graphql_request.operation_name
+        request.state.operation = operation_name
         request_id = getattr(request.state, "request_id", "")
+        checked = await self.documents.prepare(graphql_request.query)
+        refused = _refusal(checked, operation_name, request_id, self.production)
+        if refused is not None:
+            return refused
+        context = Context(principal=principal, services=services(request))
         if self.fast is not None:
-            answered = await self._run_fast(graphql_request, context, request_id)
+            answered = await self._run_fast(checked, graphql_request, context, request_id)
             if answered is not None:
                 return answered
-        return await self._execute(graphql_request, context, request_id)
+        return await self._execute(checked, graphql_request, context, request_id)
 
     async def _run_fast(
-        self, graphql_request: GraphQLRequest, context: Context, request_id: str
+        self,
+        checked: CheckedDocument,
+        graphql_request: GraphQLRequest,
+        context: Context,
+        request_id: str,
     ) -> Response | None:
         """The fast path's answer; None when the standard path must answer (a bad argument,
         say: it answers errors too). An outage is answered here: the request is not run a
         second time to wait for the same exhausted pool."""
         assert self.fast is not None
-        plan = self.fast.plan(graphql_request.query, graphql_request.operation_name)
+        plan = self.fast.plan(checked, graphql_request.operation_name)
         if plan is None:
             return None
         try:
@@ -225,24 +279,32 @@ class GraphQLEndpoint:
         return None if data is None else _json_response({"data": data})
 
     async def _execute(
-        self, graphql_request: GraphQLRequest, context: Context, request_id: str
+        self,
+        checked: CheckedDocument,
+        graphql_request: GraphQLRequest,
+        context: Context,
+        request_id: str,
     ) -> Response:
+        operation_name = graphql_request.operation_name
+        token = current_document.set(checked)
         try:
             result = await self.schema.execute(
                 graphql_request.query,
                 variable_values=graphql_request.variables,
                 context_value=context,
-                operation_name=graphql_request.operation_name,
+                operation_name=operation_name,
                 allowed_operation_types=_ALLOWED,
             )
-        except CannotGetOperationTypeError:
+        except CannotGetOperationTypeError:  # refused above already; kept as a safety net
             # Strawberry raises these before validation; they are the document's fault.
-            if graphql_request.operation_name is None:
+            if operation_name is None:
                 return _document_error("The document contains no operation")
-            return _document_error(f"Unknown operation named {graphql_request.operation_name!r}")
+            return _document_error(f"Unknown operation named {operation_name!r}")
         except InvalidOperationTypeError:
             return _document_error("Subscriptions are not supported: send a query or a mutation")
-        return self._respond(result.errors or [], result.data, request_id)
+        finally:
+            current_document.reset(token)
+        return self._respond(list(result.errors or []), result.data, request_id)
 
     def _respond(
         self, errors: list[GraphQLError], data: dict[str, Any] | None, request_id: str
@@ -268,6 +330,7 @@ class GraphQLEndpoint:
 def mount_graphql(app: FastAPI, settings: Settings, renderers: ErrorRenderers) -> None:
     """POST /graphql (and GET, the IDE page), its errors rendered as GraphQL bodies."""
     endpoint = GraphQLEndpoint(settings)
+    app.state.graphql_documents = endpoint.documents
     app.state.graphql_fast_path = endpoint.fast  # None when off; its counters say what it did
     renderers.mount("/graphql", render_error)
     router = APIRouter(tags=["graphql"])
@@ -283,3 +346,13 @@ def mount_graphql(app: FastAPI, settings: Settings, renderers: ErrorRenderers) -
         openapi_extra={"requestBody": _OPENAPI_REQUEST},
     )
     app.include_router(router)
+
+
+def _json_response(payload: dict[str, Any], status: int = 200) -> Response:
+    try:
+        body = orjson.dumps(payload)
+    except TypeError:
+        # A message quoting a value with a lone surrogate (a variable of the wrong type, say):
+        # orjson refuses those; the standard library writes them as escapes.
+        body = json.dumps(payload, default=str).encode()
+    return Response(body, status_code=status, media_type="application/json")

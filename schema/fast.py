@@ -2,10 +2,10 @@
 
 graphql-core completes a result one leaf at a time (a page of 100 clients with 7 fields is
 700 completions, most of the CPU of the request). For a query whose selections are plain
-fields this module compiles the document once into a plan, cached per (query text, operation
-name), and runs the plan instead:
+fields this module compiles the document once into a plan, kept per operation name with the
+checked document (schema/documents.py: one cache, bounded by bytes), and runs the plan instead:
 
-- Eligible: a query operation that validates with the standard path's own rules; no
+- Eligible: a query operation that the endpoint's document checker found valid; no
   fragments (except `... on T` directly under `client`) and no directives anywhere; no
   response key selected twice in one selection set; root fields `clients`, `client` and
   `__typename`; below them only fields without resolvers (and ClientConnection's `edges`
@@ -16,19 +16,18 @@ name), and runs the plan instead:
   plan copies the selected attributes into dicts in selection order, each leaf coerced by its
   own GraphQL type, exactly as graphql-core completes it.
 - Everything else goes to the standard executor: documents that are not eligible, and every
-  request whose plan raised anything (a bad argument, a client not found, a surprise).
-  Nothing is rendered here, so every error has one code path; queries only read, so running
-  one again is safe. Except an outage (ServiceUnavailable): running the query again would
-  wait a second time for the same exhausted pool or unreachable server, so `run` raises
-  `Unavailable` with the error located as graphql-core locates it, and the endpoint answers
-  the 503 at once.
-- Only a schema whose extensions are all known here (`KNOWN_EXTENSIONS`: limits, caches and
-  validation rules the plan applies itself) has a fast path. Any other extension (metrics,
-  tracing: `on_operation`, `on_execute`, `resolve` hooks) makes it step aside, so it is
-  never silently skipped.
-- It uses Strawberry's private API (`validate_document`, `convert_arguments`, the schema
-  converter's back-reference, `_schema`): strawberry-graphql is pinned to the tested minor
-  release in pyproject.toml, and tests/unit/graphql/test_strawberry_api.py fails when it moves.
+  request whose plan raised anything (a bad argument, a client not found, an outage, a
+  surprise). Nothing is rendered here, so every error has one code path; queries only read,
+  so running one again is safe.
+- Except an outage (ServiceUnavailable): running the query again would wait a second time
+  for the same exhausted pool or unreachable server, so `run` raises `Unavailable` with the
+  error located as graphql-core locates it, and the endpoint answers the 503 at once.
+- Only a schema whose extensions are all known here (`KNOWN_EXTENSIONS`) has a fast path. Any
+  other extension (metrics, tracing: `on_operation`, `on_execute`, `resolve` hooks) makes it
+  step aside, so it is never silently skipped.
+- It uses Strawberry's private API (`convert_arguments`, the schema converter's
+  back-reference, `_schema`): strawberry-graphql is pinned to the tested minor release in
+  pyproject.toml, and tests/unit/graphql/test_strawberry_api.py fails when it moves.
 
 tests/api/test_graphql_fast_path.py checks both paths answer byte for byte the same.
 """
@@ -37,12 +36,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from graphql import (
     BREAK,
-    ASTValidationRule,
     DocumentNode,
     FieldNode,
     GraphQLBoolean,
@@ -65,34 +62,31 @@ from graphql import (
     VariableDefinitionNode,
     Visitor,
     get_operation_ast,
-    parse,
-    specified_rules,
     visit,
 )
 from graphql.error import located_error
 from graphql.execution.values import get_argument_values, get_variable_values
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
-from strawberry.schema.schema import validate_document
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.arguments import StrawberryArgument, convert_arguments
 
 from app.core.errors import DomainError, ServiceUnavailable
 from schema.context import Context
+from schema.documents import PreparedDocument
 from schema.resolvers import find_client, list_clients
 from schema.types import ClientConnection
 
 if TYPE_CHECKING:
     from schema import GatewaySchema
+    from schema.documents import CheckedDocument, DocumentChecker
 
 log = logging.getLogger("clients.graphql")
 
 # Root fields the plan can run: the functions behind their Strawberry resolvers.
+# The extensions the plan stands in for (the endpoint parses and validates every document
+# before either path runs it). Any other extension turns the fast path off.
+KNOWN_EXTENSIONS: frozenset[type[SchemaExtension]] = frozenset({PreparedDocument})
+
 _ROOT_CALLS: dict[str, Callable[..., Awaitable[Any]]] = {
     "clients": list_clients,
     "client": find_client,
@@ -112,12 +106,6 @@ _RESOLVED: dict[tuple[str, str], Callable[[Any, Context], Awaitable[Any]]] = {
     ("ClientConnection", "edges"): _edges,
     ("ClientConnection", "totalCount"): _total_count,
 }
-
-# The extensions the plan stands in for: it parses with the same token limit, validates with
-# the same rules and caches its plans. Any other extension turns the fast path off.
-KNOWN_EXTENSIONS: frozenset[type[SchemaExtension]] = frozenset(
-    {MaxTokensLimiter, AddValidationRules, ParserCache, ValidationCache}
-)
 
 # Leaf types whose output coercion returns a value of this Python type unchanged.
 _IDENTITY = ((GraphQLString, str), (GraphQLID, str), (GraphQLBoolean, bool))
@@ -172,40 +160,38 @@ class Plan(NamedTuple):
 
 
 class FastPath:
-    """Plans for eligible documents (an LRU cache of plans and refusals) and their runs.
+    """Plans for eligible documents (kept with the checked document, in the endpoint's
+    byte-bounded cache of documents: schema/documents.py) and their runs.
 
     `served` and `fell_back` count requests answered here and plans that gave the request
     back to the standard path, `unavailable` the outages answered at once; the tests read
     them to know which path answered.
     """
 
-    def __init__(
-        self,
-        schema: GatewaySchema,
-        *,
-        rules: Sequence[type[ASTValidationRule]],
-        max_tokens: int,
-        cache_size: int,
-    ) -> None:
+    def __init__(self, schema: GatewaySchema, documents: DocumentChecker) -> None:
         self.schema = schema
         self._graphql = schema._schema
-        # As Strawberry builds them: the specified rules, then those AddValidationRules adds.
-        self._rules = (*specified_rules, *rules)
-        self._max_tokens = max_tokens
+        self._documents = documents
         # A schema with an extension not known here (it may time, trace or wrap every
         # operation or field), or that reads fields some other way, must run every request
         # through Strawberry: then nothing is eligible.
         self._enabled = schema.config.default_resolver is getattr and all(
             type(ext) in KNOWN_EXTENSIONS for ext in schema.get_extensions()
         )
-        self._plans = lru_cache(maxsize=cache_size)(self._compile)
         self.served = 0
         self.fell_back = 0
         self.unavailable = 0
 
-    def plan(self, query: str, operation_name: str | None) -> Plan | None:
-        """The plan of an eligible document; None sends the request to the standard path."""
-        return self._plans(query, operation_name)
+    def plan(self, document: CheckedDocument | str, operation_name: str | None) -> Plan | None:
+        """The plan of an eligible document (checked by the endpoint, or a query text);
+        None sends the request to the standard path."""
+        if isinstance(document, str):
+            document = self._documents.check(document)
+        plans = document.plans
+        if operation_name not in plans:
+            plans[operation_name] = self._compile(document, operation_name)
+        plan: Plan | None = plans[operation_name]
+        return plan
 
     async def run(
         self, plan: Plan, context: Context, variables: dict[str, Any] | None
@@ -229,17 +215,15 @@ class FastPath:
 
     # -- compiling --------------------------------------------------------------------------
 
-    def _compile(self, query: str, operation_name: str | None) -> Plan | None:
-        if not self._enabled:
-            return None
+    def _compile(self, checked: CheckedDocument, operation_name: str | None) -> Plan | None:
+        document = checked.document
+        if not self._enabled or document is None or checked.errors:
+            return None  # invalid documents are the standard path's to answer
         try:
-            document = parse(query, max_tokens=self._max_tokens)
             if _has_fragments_or_directives(document):
                 return None
             operation = get_operation_ast(document, operation_name)
             if operation is None or operation.operation is not OperationType.QUERY:
-                return None
-            if validate_document(self._graphql, document, self._rules):
                 return None
             roots = self._roots(operation.selection_set)
         except (GraphQLError, _NotEligible):

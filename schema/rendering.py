@@ -77,11 +77,21 @@ def format_error(
         field, message = _bad_value(error, formatted["message"])
         formatted["extensions"] = {
             "code": "VALIDATION_ERROR",
-            "fields": [{"field": field, "message": message}],
+            "fields": [{"field": field, "message": _json_wording(message)}],
         }
         formatted["message"] = ValidationFailed.message
         return formatted, 200
     return _masked(error, formatted, request_id), 200
+
+
+# graphql-core words a few JSON values as Python does (None, True, False).
+_PYTHON_VALUE = re.compile(r"(not to be|found:?) (None|True|False)(?=[.,;]|$)")
+_JSON_NAMES = {"None": "null", "True": "true", "False": "false"}
+
+
+def _json_wording(message: str) -> str:
+    """`not to be None.` → `not to be null.`: values named as JSON names them."""
+    return _PYTHON_VALUE.sub(lambda m: f"{m[1]} {_JSON_NAMES[m[2]]}", message)
 
 
 def _is_coercion_error(error: GraphQLError) -> bool:

@@ -25,7 +25,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.search import name_search
-from app.clients.types import Address, Client, Position
+from app.clients.types import ADDRESS_ATTRS, Address, Client, Position
 from app.core.clock import from_ms, to_ms
 from app.db import dialect as sql_dialect
 from app.db.tables import ClientCounter, ClientRow, Invoice, Payment
@@ -52,6 +52,13 @@ SELECT_COLUMNS = (
     columns.state,
     columns.zip_code,
     columns.country,
+    columns.exterior,
+    columns.interior,
+    columns.neighborhood,
+    columns.municipality,
+    columns.tax_system,
+    columns.cfdi_use,
+    columns.metadata_json,
     columns.livemode,
     columns.created_at,
     columns.updated_at,
@@ -75,20 +82,20 @@ class SearchFilter:
     email: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    tax_system: str | None = None
+    invoice_ready: bool | None = None
 
     @property
     def is_empty(self) -> bool:
-        return not (self.name or self.rfc or self.email or self.created_from or self.created_to)
+        return (
+            not (self.name or self.rfc or self.email or self.created_from or self.created_to)
+            and self.tax_system is None
+            and self.invoice_ready is None
+        )
 
 
 def row_to_client(row: Any) -> Client:
-    address: Address | None = Address(
-        street=row.street,
-        city=row.city,
-        state=row.state,
-        zip_code=row.zip_code,
-        country=row.country,
-    )
+    address: Address | None = Address(**{name: getattr(row, name) for name in ADDRESS_ATTRS})
     if address is not None and address.is_empty():
         address = None
     return Client(
@@ -103,6 +110,10 @@ def row_to_client(row: Any) -> Client:
         livemode=row.livemode,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        tax_system=row.tax_system,
+        cfdi_use=row.cfdi_use,
+        # A JSON column: asyncpg and aiosqlite both decode it to a dict.
+        metadata=dict(row.metadata_json or {}),
     )
 
 
@@ -154,6 +165,10 @@ def _filter_conditions(f: SearchFilter) -> list[ColumnElement[bool]]:
         conds.append(columns.created_at >= f.created_from)
     if f.created_to is not None:
         conds.append(columns.created_at <= f.created_to)
+    if f.tax_system is not None:
+        conds.append(columns.tax_system == f.tax_system)
+    if f.invoice_ready is not None:
+        conds.append(columns.invoice_ready == f.invoice_ready)
     return conds
 
 

@@ -124,6 +124,17 @@ class IdempotencyKeyReused(DomainError):
     status = 422
 
 
+class CatalogNotFound(DomainError):
+    code = "NOT_FOUND"
+    message = "Catalog not found"
+    summary = "The requested catalog does not exist"
+    status = 404
+
+    def __init__(self, catalog_id: str) -> None:
+        super().__init__()
+        self.catalog_id = catalog_id
+
+
 # Errors of the HTTP exchange itself (no service raised them): rendered by the same
 # renderers as the domain's, so every error body of a transport is built in one place.
 
@@ -173,3 +184,10 @@ class InternalError(DomainError):
     def __init__(self, request_id: str) -> None:
         super().__init__()
         self.request_id = request_id
+
+
+class RequestTimeout(DomainError):
+    code = "REQUEST_TIMEOUT"
+    message = "Request body not received in time"
+    summary = "Request timeout"
+    status = 408

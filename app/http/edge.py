@@ -8,6 +8,7 @@ responses carry the request id and nothing ever answers with an HTML page or a t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -17,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from app.core.errors import InternalError, PayloadTooLarge
-from app.http.errors import ErrorRenderers
+from app.core.errors import InternalError, PayloadTooLarge, RequestTimeout
+from app.http.errors import ErrorRenderer, ErrorRenderers
 
 MAX_BODY = 256 * 1024
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -42,11 +43,14 @@ SECURITY_HEADERS = [
 
 
 class EdgeMiddleware:
-    """`renderers` make the bodies of the errors answered here (413, 500), per mount."""
+    """`renderers` make the bodies of the errors answered here (408, 413, 500), per mount."""
 
-    def __init__(self, app: ASGIApp, renderers: ErrorRenderers) -> None:
+    def __init__(self, app: ASGIApp, renderers: ErrorRenderers, *, body_timeout: float = 0) -> None:
         self.app = app
         self.renderers = renderers
+        # Seconds a request may take to send its whole body (0: no deadline): a client that
+        # trickles it gets a 408 and the connection is closed (HTTP_BODY_TIMEOUT).
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,9 +63,8 @@ class EdgeMiddleware:
         render = self.renderers.for_path(scope.get("path", ""))
         response = _ResponseStart(send, state, scope.get("path", ""), request_id)
         try:
-            body_receive = await _limited_body(scope, receive)
+            body_receive = await self._read_body(scope, receive, response, render)
             if body_receive is None:
-                await _send_error(response, render(PayloadTooLarge(MAX_BODY)), 413)
                 return
             await self.app(scope, body_receive, response)
         except Exception:
@@ -70,6 +73,20 @@ class EdgeMiddleware:
                 await _send_error(response, render(InternalError(request_id)), 500)
         finally:
             _log_request(scope, state, response.status, started, request_id)
+
+    async def _read_body(
+        self, scope: Scope, receive: Receive, response: Send, render: ErrorRenderer
+    ) -> Receive | None:
+        """A receive replaying the whole body; None when a 408 or 413 was answered."""
+        try:
+            async with asyncio.timeout(self.body_timeout or None):
+                body_receive = await _limited_body(scope, receive)
+        except TimeoutError:
+            await _send_error(response, render(RequestTimeout()), 408, close=True)
+            return None
+        if body_receive is None:
+            await _send_error(response, render(PayloadTooLarge(MAX_BODY)), 413)
+        return body_receive
 
 
 class _ResponseStart:
@@ -168,17 +185,14 @@ def _replay(body: bytes, receive: Receive, *, disconnected: bool) -> Receive:
     return replay
 
 
-async def _send_error(send: Send, body: bytes, status: int) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+async def _send_error(send: Send, body: bytes, status: int, *, close: bool = False) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:  # the rest of the request will not be read: the connection cannot be reused
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -66,7 +66,10 @@ def _allowed_methods(request: Request) -> str:
     is not documented; its own 405 says Allow: POST as well."""
     path = request.url.path
     methods: set[str] = set()
-    for template, item in request.app.openapi().get("paths", {}).items():
+    paths = request.app.openapi().get("paths", {})
+    # OpenAPI: a concrete path (`/v2/clients/validate`) is matched before a templated one.
+    concrete = paths.get(path)
+    for template, item in [(path, concrete)] if concrete else paths.items():
         pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
         if re.fullmatch(pattern, path):
             methods.update(m.upper() for m in item if m.upper() in _METHOD_ORDER)

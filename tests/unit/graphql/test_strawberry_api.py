@@ -17,13 +17,13 @@ from strawberry.types.arguments import StrawberryArgument, convert_arguments
 
 from app.core.config import Settings
 from schema import GatewaySchema
-from schema.endpoint import build_gateway_schema, document_rules
+from schema.endpoint import build_gateway_schema
 from schema.types import ClientConnection
 
 
 def _schema() -> tuple[GatewaySchema, GraphQLSchema]:
     settings = Settings(secret_key="test")
-    schema = build_gateway_schema(settings, document_rules(settings))
+    schema = build_gateway_schema(settings)
     return schema, schema._schema
 
 
