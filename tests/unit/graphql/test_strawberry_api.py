@@ -1,4 +1,4 @@
-"""The private Strawberry API schema/fast.py relies on, as it relies on it.
+"""The private Strawberry API schema/fast.py and schema/documents.py rely on, as they use it.
 
 strawberry-graphql is pinned to the tested minor range in pyproject.toml; when an upgrade
 moves or changes any of these, this test fails before the fast path silently misbehaves
