@@ -11,7 +11,7 @@ import sys
 from sqlalchemy import select
 
 from app.auth.principal import Principal
-from app.clients.repository import SELECT_COLUMNS, c, row_position
+from app.clients.repository import SELECT_COLUMNS, columns, row_position
 from app.clients.types import ClientFilter
 from app.core.clock import format_timestamp
 from app.core.config import Settings
@@ -28,8 +28,8 @@ async def main(rows: int) -> None:
             team = (await session.execute(select(Team.id).where(Team.name == "bench"))).scalar_one()
             ordered = (
                 select(*SELECT_COLUMNS)
-                .where(c.team_id == team, c.livemode.is_(True))
-                .order_by(c.created_at.desc(), c.id.desc())
+                .where(columns.team_id == team, columns.livemode.is_(True))
+                .order_by(columns.created_at.desc(), columns.id.desc())
                 .limit(1)
             )
             middle = (await session.execute(ordered.offset(rows // 2))).one()

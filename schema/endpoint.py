@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import codecs
 import json
-import logging
-import re
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -35,23 +34,16 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from app.core.config import Settings
-from app.core.errors import DomainError, ValidationFailed
+from app.core.errors import MethodNotAllowed, UnsupportedMediaType, ValidationFailed
 from app.http.deps import authenticate, services
+from app.http.errors import ErrorRenderers, error_response
 from schema import GatewaySchema, build_schema
 from schema.context import Context
 from schema.documents import CheckedDocument, DocumentChecker, PreparedDocument, current_document
-from schema.fast import FastPath
+from schema.fast import FastPath, Unavailable
 from schema.limits import DocumentLimits, validation_rules
+from schema.rendering import format_error, render_error
 
-log = logging.getLogger("clients.graphql")
-
-# graphql-core's suggestions ("Did you mean 'name'?") end at the first "?": names have none.
-_ARGUMENT_ERROR = re.compile(r"^Argument '(\w+)'")
-_SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
-# A variable value that cannot be coerced: "Variable '$f' has invalid value at .createdFrom: …"
-_VARIABLE_ERROR = re.compile(
-    r"^Variable '\$(\w+)' has invalid (?:default )?value(?: at ([^:]*))?: "
-)
 _ALLOWED = frozenset({OperationType.QUERY, OperationType.MUTATION})
 _JSON_TYPES = ("application/json", "application/graphql-response+json")
 
@@ -150,18 +142,18 @@ def parse_json_body(raw: bytes) -> Any:
 
 
 def _refusal(
-    checked: CheckedDocument, operation_name: str | None, request: Request, production: bool
+    checked: CheckedDocument, operation_name: str | None, request_id: str, production: bool
 ) -> Response | None:
     """The answer to a document that must not run (None when it may): a syntax error, errors
     of the limits and of validation, no operation to run (several without `operationName`
     is a request error, GraphQL spec §6.1), or a subscription."""
     document = checked.document
     if document is None:  # a syntax error
-        return _errors_response(checked.errors, request, production)
+        return _errors_response(checked.errors, request_id, production)
     if not any(isinstance(d, OperationDefinitionNode) for d in document.definitions):
         return _document_error("The document contains no operation")
     if checked.errors:
-        return _errors_response(checked.errors, request, production)
+        return _errors_response(checked.errors, request_id, production)
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         if operation_name is not None:
@@ -172,34 +164,20 @@ def _refusal(
     return None
 
 
-def _errors_response(errors: list[GraphQLError], request: Request, production: bool) -> Response:
-    formatted = [_format_error(error, request, production)[0] for error in errors]
+def _errors_response(errors: list[GraphQLError], request_id: str, production: bool) -> Response:
+    formatted = [
+        format_error(error, request_id=request_id, production=production)[0] for error in errors
+    ]
     return _json_response({"errors": formatted})
 
 
-def _error_response(message: str, code: str, status: int) -> Response:
-    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-def _bad_request(message: str, status: int = 400) -> Response:
-    body = {
-        "errors": [
-            {
-                "message": "Invalid request parameters",
-                "extensions": {
-                    "code": "VALIDATION_ERROR",
-                    "fields": [{"field": "body", "message": message}],
-                },
-            }
-        ]
-    }
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+def _bad_request(message: str) -> Response:
+    return error_response(render_error, ValidationFailed({"body": message}))
 
 
 def _document_error(message: str) -> Response:
     body = {"errors": [{"message": message, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]}
-    return Response(orjson.dumps(body), status_code=200, media_type="application/json")
+    return _json_response(body)
 
 
 def _ide_page() -> str:
@@ -213,79 +191,106 @@ def _ide_page() -> str:
     )
 
 
-def mount_graphql(app: FastAPI, settings: Settings) -> None:
-    schema = build_gateway_schema(settings)
-    documents = document_checker(settings, schema)
-    app.state.graphql_documents = documents
-    fast = FastPath(schema, documents) if settings.graphql_fast_path else None
-    app.state.graphql_fast_path = fast  # None when off; its counters say what it answered
-    production = settings.is_production
-    ide_html = None if production else _ide_page()
-    router = APIRouter(tags=["graphql"])
+@dataclass(frozen=True, slots=True)
+class GraphQLRequest:
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
 
-    @router.get("/graphql", include_in_schema=False)
-    async def graphql_get(request: Request) -> Response:
+
+async def _read_request(request: Request) -> GraphQLRequest | Response:
+    """The GraphQL request in the body, or the 4xx that refuses it."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media not in _JSON_TYPES:
+        refusal = UnsupportedMediaType("Content-Type must be application/json")
+        return error_response(render_error, refusal)
+    try:
+        data = parse_json_body(await request.body())
+    except ValueError as exc:
+        return _bad_request(f"Malformed JSON: {exc}")
+    if not isinstance(data, dict):
+        return _bad_request("The body must be a JSON object (batching is not supported)")
+    query = data.get("query")
+    variables = data.get("variables")
+    operation_name = data.get("operationName")
+    if not isinstance(query, str) or not query.strip():
+        return _bad_request("`query` must be a non-empty string")
+    if variables is not None and not isinstance(variables, dict):
+        return _bad_request("`variables` must be an object")
+    if operation_name is not None and not isinstance(operation_name, str):
+        return _bad_request("`operationName` must be a string")
+    return GraphQLRequest(query, variables, operation_name)
+
+
+class GraphQLEndpoint:
+    """GET (the IDE page, development only) and POST /graphql."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.schema = build_gateway_schema(settings)
+        self.documents = document_checker(settings, self.schema)
+        self.fast = FastPath(self.schema, self.documents) if settings.graphql_fast_path else None
+        self.production = settings.is_production
+        self.ide_html = None if self.production else _ide_page()
+
+    async def graphql_get(self, request: Request) -> Response:
         accepts_html = "text/html" in request.headers.get("accept", "")
-        if ide_html is not None and accepts_html and "query" not in request.query_params:
-            return HTMLResponse(ide_html)
-        body = {
-            "errors": [
-                {
-                    "message": "Send GraphQL operations with POST",
-                    "extensions": {"code": "METHOD_NOT_ALLOWED"},
-                }
-            ]
-        }
-        return Response(
-            orjson.dumps(body), 405, media_type="application/json", headers={"Allow": "POST"}
-        )
+        if self.ide_html is not None and accepts_html and "query" not in request.query_params:
+            return HTMLResponse(self.ide_html)
+        refusal = MethodNotAllowed("Send GraphQL operations with POST", allow="POST")
+        return error_response(render_error, refusal)
 
-    @router.post(
-        "/graphql",
-        summary="GraphQL endpoint",
-        description="POST {query, variables, operationName} as JSON. Explore the schema in "
-        "GraphiQL (GET /graphql in a browser, development only).",
-        responses=_OPENAPI_RESPONSES,
-        openapi_extra={"requestBody": _OPENAPI_REQUEST},
-    )
-    async def graphql_post(request: Request) -> Response:
+    async def graphql_post(self, request: Request) -> Response:
         principal = await authenticate(request)
-        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if media not in _JSON_TYPES:
-            return _error_response(
-                "Content-Type must be application/json", "UNSUPPORTED_MEDIA_TYPE", 415
-            )
-        try:
-            data = parse_json_body(await request.body())
-        except ValueError as exc:
-            return _bad_request(f"Malformed JSON: {exc}")
-        if not isinstance(data, dict):
-            return _bad_request("The body must be a JSON object (batching is not supported)")
-        query = data.get("query")
-        variables = data.get("variables")
-        operation_name = data.get("operationName")
-        if not isinstance(query, str) or not query.strip():
-            return _bad_request("`query` must be a non-empty string")
-        if variables is not None and not isinstance(variables, dict):
-            return _bad_request("`variables` must be an object")
-        if operation_name is not None and not isinstance(operation_name, str):
-            return _bad_request("`operationName` must be a string")
+        graphql_request = await _read_request(request)
+        if isinstance(graphql_request, Response):
+            return graphql_request
+        operation_name = graphql_request.operation_name
         request.state.operation = operation_name
-        checked = await documents.prepare(query)
-        refused = _refusal(checked, operation_name, request, production)
+        request_id = getattr(request.state, "request_id", "")
+        checked = await self.documents.prepare(graphql_request.query)
+        refused = _refusal(checked, operation_name, request_id, self.production)
         if refused is not None:
             return refused
         context = Context(principal=principal, services=services(request))
-        if fast is not None and (plan := fast.plan(checked, operation_name)) is not None:
-            data = await fast.run(plan, context, variables)
-            if data is not None:
-                return _json_response({"data": data})
-            # Not answered there (a bad argument, say): the standard path answers, errors too.
+        if self.fast is not None:
+            answered = await self._run_fast(checked, graphql_request, context, request_id)
+            if answered is not None:
+                return answered
+        return await self._execute(checked, graphql_request, context, request_id)
+
+    async def _run_fast(
+        self,
+        checked: CheckedDocument,
+        graphql_request: GraphQLRequest,
+        context: Context,
+        request_id: str,
+    ) -> Response | None:
+        """The fast path's answer; None when the standard path must answer (a bad argument,
+        say: it answers errors too). An outage is answered here: the request is not run a
+        second time to wait for the same exhausted pool."""
+        assert self.fast is not None
+        plan = self.fast.plan(checked, graphql_request.operation_name)
+        if plan is None:
+            return None
+        try:
+            data = await self.fast.run(plan, context, graphql_request.variables)
+        except Unavailable as outage:
+            return self._respond([outage.error], None, request_id)
+        return None if data is None else _json_response({"data": data})
+
+    async def _execute(
+        self,
+        checked: CheckedDocument,
+        graphql_request: GraphQLRequest,
+        context: Context,
+        request_id: str,
+    ) -> Response:
+        operation_name = graphql_request.operation_name
         token = current_document.set(checked)
         try:
-            result = await schema.execute(
-                query,
-                variable_values=variables,
+            result = await self.schema.execute(
+                graphql_request.query,
+                variable_values=graphql_request.variables,
                 context_value=context,
                 operation_name=operation_name,
                 allowed_operation_types=_ALLOWED,
@@ -299,26 +304,52 @@ def mount_graphql(app: FastAPI, settings: Settings) -> None:
             return _document_error("Subscriptions are not supported: send a query or a mutation")
         finally:
             current_document.reset(token)
+        return self._respond(list(result.errors or []), result.data, request_id)
+
+    def _respond(
+        self, errors: list[GraphQLError], data: dict[str, Any] | None, request_id: str
+    ) -> Response:
         payload: dict[str, Any] = {}
         status = 200
-        if result.errors:
-            errors = []
-            for error in result.errors:
-                formatted, error_status = _format_error(error, request, production)
-                errors.append(formatted)
+        if errors:
+            entries = []
+            for error in errors:
+                entry, error_status = format_error(
+                    error, request_id=request_id, production=self.production
+                )
+                entries.append(entry)
                 status = max(status, error_status)
-            payload["errors"] = errors
+            payload["errors"] = entries
         # Errors with a path were raised while executing: then `data` is present, if null.
         # Errors before execution (syntax, validation, variables) come without it.
-        if result.data is not None or not result.errors or any(e.path for e in result.errors):
-            payload["data"] = result.data
+        if data is not None or not errors or any(e.path for e in errors):
+            payload["data"] = data
         return _json_response(payload, status)
 
+
+def mount_graphql(app: FastAPI, settings: Settings, renderers: ErrorRenderers) -> None:
+    """POST /graphql (and GET, the IDE page), its errors rendered as GraphQL bodies."""
+    endpoint = GraphQLEndpoint(settings)
+    app.state.graphql_documents = endpoint.documents
+    app.state.graphql_fast_path = endpoint.fast  # None when off; its counters say what it did
+    renderers.mount("/graphql", render_error)
+    router = APIRouter(tags=["graphql"])
+    router.add_api_route("/graphql", endpoint.graphql_get, methods=["GET"], include_in_schema=False)
+    router.add_api_route(
+        "/graphql",
+        endpoint.graphql_post,
+        methods=["POST"],
+        summary="GraphQL endpoint",
+        description="POST {query, variables, operationName} as JSON. Explore the schema in "
+        "GraphiQL (GET /graphql in a browser, development only).",
+        responses=_OPENAPI_RESPONSES,
+        openapi_extra={"requestBody": _OPENAPI_REQUEST},
+    )
     app.include_router(router)
 
     from schema.websocket import mount_subscriptions
 
-    mount_subscriptions(app, schema, settings)
+    mount_subscriptions(app, endpoint.schema, settings)
 
 
 def _json_response(payload: dict[str, Any], status: int = 200) -> Response:
@@ -329,78 +360,3 @@ def _json_response(payload: dict[str, Any], status: int = 200) -> Response:
         # orjson refuses those; the standard library writes them as escapes.
         body = json.dumps(payload, default=str).encode()
     return Response(body, status_code=status, media_type="application/json")
-
-
-def _format_error(
-    error: GraphQLError, request: Request, production: bool
-) -> tuple[dict[str, Any], int]:
-    original = error.original_error
-    formatted: dict[str, Any] = dict(error.formatted)
-    if production:
-        # No field, argument or type suggestions: they would reveal the schema.
-        formatted["message"] = _SUGGESTION.sub("", formatted["message"])
-    if original is None:
-        # Malformed or invalid GraphQL (syntax, unknown field, limits): the caller's mistake.
-        formatted["extensions"] = {
-            "code": "GRAPHQL_VALIDATION_FAILED",
-            **(formatted.get("extensions") or {}),
-        }
-        return formatted, 200
-    if isinstance(original, DomainError):
-        ext: dict[str, Any] = {"code": original.code}
-        if isinstance(original, ValidationFailed):
-            ext["fields"] = [{"field": k, "message": m} for k, m in original.fields.items()]
-        formatted["message"] = original.message
-        formatted["extensions"] = ext
-        # Faults of the service, not of the document, keep their HTTP status.
-        return formatted, original.status if original.status in (429, 503) else 200
-    if _is_coercion_error(error):
-        # A value of the wrong shape (a bad DateTime, say): a bad argument. A variable's is
-        # named after it ("$filter.createdFrom"); a literal's is somewhere in the query.
-        message = formatted["message"]
-        field = "variables" if message.startswith("Variable ") else "query"
-        match = _VARIABLE_ERROR.match(message)
-        argument = _ARGUMENT_ERROR.match(message)
-        if match:
-            field = f"${match[1]}{match[2] or ''}"
-            message = message[match.end() :]
-        elif argument:
-            field = argument[1]
-        formatted["extensions"] = {
-            "code": "VALIDATION_ERROR",
-            "fields": [{"field": field, "message": message}],
-        }
-        formatted["extensions"]["fields"][0]["message"] = _json_wording(message)
-        formatted["message"] = ValidationFailed.message
-        return formatted, 200
-    # Unexpected: log it whole, show nothing internal.
-    request_id = getattr(request.state, "request_id", "")
-    log.error("unexpected GraphQL error", exc_info=original, extra={"request_id": request_id})
-    masked = {
-        "message": "Internal server error",
-        "extensions": {"code": "INTERNAL_ERROR", "requestId": request_id},
-    }
-    if formatted.get("path") is not None:
-        masked["path"] = formatted["path"]
-    if formatted.get("locations") is not None:
-        masked["locations"] = formatted["locations"]
-    return masked, 200
-
-
-# graphql-core words a few JSON values as Python does (None, True, False).
-_PYTHON_VALUE = re.compile(r"(not to be|found:?) (None|True|False)(?=[.,;]|$)")
-_JSON_NAMES = {"None": "null", "True": "true", "False": "false"}
-
-
-def _json_wording(message: str) -> str:
-    """`not to be None.` → `not to be null.`: values named as JSON names them."""
-    return _PYTHON_VALUE.sub(lambda m: f"{m[1]} {_JSON_NAMES[m[2]]}", message)
-
-
-def _is_coercion_error(error: GraphQLError) -> bool:
-    # Variable values that fail scalar parsing carry the ValueError as original_error; an
-    # argument refused while a field runs (a null variable for `first: Int!`) a GraphQLError.
-    original = error.original_error
-    return isinstance(original, GraphQLError) or (
-        isinstance(original, ValueError) and not error.path
-    )

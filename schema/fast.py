@@ -19,6 +19,15 @@ checked document (schema/documents.py: one cache, bounded by bytes), and runs th
   request whose plan raised anything (a bad argument, a client not found, an outage, a
   surprise). Nothing is rendered here, so every error has one code path; queries only read,
   so running one again is safe.
+- Except an outage (ServiceUnavailable): running the query again would wait a second time
+  for the same exhausted pool or unreachable server, so `run` raises `Unavailable` with the
+  error located as graphql-core locates it, and the endpoint answers the 503 at once.
+- Only a schema whose extensions are all known here (`KNOWN_EXTENSIONS`) has a fast path. Any
+  other extension (metrics, tracing: `on_operation`, `on_execute`, `resolve` hooks) makes it
+  step aside, so it is never silently skipped.
+- It uses Strawberry's private API (`convert_arguments`, the schema converter's
+  back-reference, `_schema`): strawberry-graphql is pinned to the tested minor release in
+  pyproject.toml, and tests/unit/graphql/test_strawberry_api.py fails when it moves.
 
 tests/api/test_graphql_fast_path.py checks both paths answer byte for byte the same.
 """
@@ -55,12 +64,15 @@ from graphql import (
     get_operation_ast,
     visit,
 )
+from graphql.error import located_error
 from graphql.execution.values import get_argument_values, get_variable_values
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.arguments import StrawberryArgument, convert_arguments
 
-from app.core.errors import DomainError
+from app.core.errors import DomainError, ServiceUnavailable
 from schema.context import Context
+from schema.documents import PreparedDocument
 from schema.resolvers import find_client, list_clients
 from schema.types import ClientConnection
 
@@ -71,6 +83,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("clients.graphql")
 
 # Root fields the plan can run: the functions behind their Strawberry resolvers.
+# The extensions the plan stands in for (the endpoint parses and validates every document
+# before either path runs it). Any other extension turns the fast path off.
+KNOWN_EXTENSIONS: frozenset[type[SchemaExtension]] = frozenset({PreparedDocument})
+
 _ROOT_CALLS: dict[str, Callable[..., Awaitable[Any]]] = {
     "clients": list_clients,
     "client": find_client,
@@ -102,6 +118,14 @@ class _NotEligible(Exception):
     """The document has something the plan does not do: the standard path answers it."""
 
 
+class Unavailable(Exception):
+    """The database is unavailable: answer now, do not run the request again."""
+
+    def __init__(self, error: GraphQLError) -> None:
+        super().__init__(error.message)
+        self.error = error  # located at the field that met the outage
+
+
 class _NotFast(Exception):
     """Something only the standard path answers right: variables that do not coerce, a null
     in a non-null field."""
@@ -117,7 +141,7 @@ class _Field(NamedTuple):
 
 class _Selection(NamedTuple):
     fields: tuple[_Field, ...]
-    resolved: tuple[tuple[str, Callable[[Any, Context], Awaitable[Any]]], ...]
+    resolved: tuple[tuple[str, Callable[[Any, Context], Awaitable[Any]], FieldNode], ...]
 
 
 class _Root(NamedTuple):
@@ -140,20 +164,23 @@ class FastPath:
     byte-bounded cache of documents: schema/documents.py) and their runs.
 
     `served` and `fell_back` count requests answered here and plans that gave the request
-    back to the standard path; the tests read them to know which path answered.
+    back to the standard path, `unavailable` the outages answered at once; the tests read
+    them to know which path answered.
     """
 
     def __init__(self, schema: GatewaySchema, documents: DocumentChecker) -> None:
         self.schema = schema
         self._graphql = schema._schema
         self._documents = documents
-        # A schema whose extensions wrap resolvers, or that reads fields some other way,
-        # must see every field resolved: then nothing is eligible.
-        self._enabled = schema.config.default_resolver is getattr and not any(
-            type(ext)._implements_resolve() for ext in schema.get_extensions()
+        # A schema with an extension not known here (it may time, trace or wrap every
+        # operation or field), or that reads fields some other way, must run every request
+        # through Strawberry: then nothing is eligible.
+        self._enabled = schema.config.default_resolver is getattr and all(
+            type(ext) in KNOWN_EXTENSIONS for ext in schema.get_extensions()
         )
         self.served = 0
         self.fell_back = 0
+        self.unavailable = 0
 
     def plan(self, document: CheckedDocument | str, operation_name: str | None) -> Plan | None:
         """The plan of an eligible document (checked by the endpoint, or a query text);
@@ -169,9 +196,13 @@ class FastPath:
     async def run(
         self, plan: Plan, context: Context, variables: dict[str, Any] | None
     ) -> dict[str, Any] | None:
-        """`data` of the response; None when the standard path must answer instead."""
+        """`data` of the response; None when the standard path must answer instead.
+        Raises Unavailable when the database is."""
         try:
             data = await self._run(plan, context, variables)
+        except Unavailable:
+            self.unavailable += 1
+            raise
         except Exception as exc:
             # Rendered by the standard path when it runs the request again.
             self.fell_back += 1
@@ -255,7 +286,7 @@ class FastPath:
             strawberry_field = self.schema.get_field_for_type(name, parent.name)
             if resolver is not None and root:
                 attr = None
-                resolved.append((key, resolver))
+                resolved.append((key, resolver, node))
             elif strawberry_field is not None and strawberry_field.is_basic_field:
                 attr = strawberry_field.python_name
             else:
@@ -309,11 +340,22 @@ class FastPath:
                 scalar_registry=schema.schema_converter.scalar_registry,
                 config=schema.config,
             )
-            value = await root.call(context, **kwargs)
+            value = await _located(root.call(context, **kwargs), root.node, [root.key])
             selection = root.selections[type(value)]
-            resolved = {key: await resolve(value, context) for key, resolve in selection.resolved}
+            resolved = {
+                key: await _located(resolve(value, context), node, [root.key, key])
+                for key, resolve, node in selection.resolved
+            }
             data[root.key] = _walk(value, selection, resolved)
         return data
+
+
+async def _located(call: Awaitable[Any], node: FieldNode, path: list[str | int]) -> Any:
+    """`call`'s value; an outage raised as Unavailable, located where graphql-core would."""
+    try:
+        return await call
+    except ServiceUnavailable as exc:
+        raise Unavailable(located_error(exc, [node], path)) from exc
 
 
 _NOTHING_RESOLVED: dict[str, Any] = {}

@@ -93,8 +93,8 @@ class UpdateClientInput:
         )
 
 
-@strawberry.input
-class ClientFilter:
+@strawberry.input(name="ClientFilter")
+class ClientFilterInput:
     name: str | None = strawberry.field(
         default=None, description="Partial match on name or legalName, case- and accent-insensitive"
     )

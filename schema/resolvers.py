@@ -10,8 +10,7 @@ import orjson
 import strawberry
 
 from app.clients.service import DEFAULT_LIMIT, ListFields
-from app.clients.types import Client as DomainClient
-from app.clients.types import client_from_json, client_to_json
+from app.clients.types import Client, client_from_json, client_to_json
 from app.core.errors import DuplicateRfc
 from app.platform.idempotency import Outcome, fingerprint
 from schema.context import Context
@@ -23,10 +22,10 @@ from schema.errors import (
     NotFoundError,
     ValidationError,
 )
-from schema.inputs import ClientFilter, CreateClientInput, UpdateClientInput
+from schema.inputs import ClientFilterInput, CreateClientInput, UpdateClientInput
 from schema.types import (
-    Client,
     ClientConnection,
+    ClientType,
     ClientValidation,
     DeletedClient,
     InvoiceReadiness,
@@ -35,12 +34,12 @@ from schema.types import (
 
 Info = strawberry.Info[Context, None]
 
-ClientResult = Annotated[Client | NotFoundError, strawberry.union("ClientResult")]
+ClientResult = Annotated[ClientType | NotFoundError, strawberry.union("ClientResult")]
 CreateClientResult = Annotated[
-    Client | ValidationError | DuplicateRfcError, strawberry.union("CreateClientResult")
+    ClientType | ValidationError | DuplicateRfcError, strawberry.union("CreateClientResult")
 ]
 UpdateClientResult = Annotated[
-    Client | ValidationError | DuplicateRfcError | NotFoundError | ConflictError,
+    ClientType | ValidationError | DuplicateRfcError | NotFoundError | ConflictError,
     strawberry.union("UpdateClientResult"),
 ]
 DeleteClientResult = Annotated[
@@ -66,16 +65,16 @@ LIST_FIELDS = ListFields(
 # arguments Strawberry would pass, by the same names), so neither path owns a rule.
 
 
-async def find_client(ctx: Context, *, id: str) -> Client:
+async def find_client(ctx: Context, *, id: str) -> ClientType:
     found = await ctx.services.clients.get(principal=ctx.principal, client_id=str(id))
-    return Client.from_domain(found)
+    return ClientType.from_domain(found)
 
 
 async def list_clients(
     ctx: Context,
     *,
     first: int,
-    filter: ClientFilter | None = None,
+    filter: ClientFilterInput | None = None,
     after: str | None = None,
     offset: int | None = None,
 ) -> ClientConnection:
@@ -88,7 +87,7 @@ async def list_clients(
         after=after,
         fields=LIST_FIELDS,
     )
-    nodes = [Client.from_domain(c) for c in page.items]
+    nodes = [ClientType.from_domain(c) for c in page.items]
     positions = page.positions
     return ClientConnection(
         nodes=nodes,
@@ -116,7 +115,7 @@ class Query:
     async def clients(
         self,
         info: Info,
-        filter: ClientFilter | None = None,
+        filter: ClientFilterInput | None = None,
         first: int = DEFAULT_LIMIT,
         after: str | None = None,
         offset: int | None = None,
@@ -145,7 +144,7 @@ class Query:
         )
 
 
-def _create_answer(result: DomainClient | DuplicateRfc) -> Outcome:
+def _create_answer(result: Client | DuplicateRfc) -> Outcome:
     """What an idempotent createClient keeps for its retries: the client, or the refusal."""
     if isinstance(result, DuplicateRfc):
         kept = {"duplicate": {"rfc": result.rfc, "id": result.existing_client_id}}
@@ -172,7 +171,7 @@ class Mutation:
         ctx = info.context
         data = input.to_domain()
         if idempotency_key is None:
-            return Client.from_domain(
+            return ClientType.from_domain(
                 await ctx.services.clients.create(principal=ctx.principal, data=data)
             )
         outcome = await ctx.services.clients.create_idempotent(
@@ -186,7 +185,7 @@ class Mutation:
         kept = orjson.loads(outcome.body)
         if "duplicate" in kept:
             raise DuplicateRfc(kept["duplicate"]["rfc"], kept["duplicate"]["id"])
-        return Client.from_domain(client_from_json(kept["client"]))
+        return ClientType.from_domain(client_from_json(kept["client"]))
 
     @strawberry.mutation(
         description="Partial update: omitted fields are unchanged, null clears. With "
@@ -206,7 +205,7 @@ class Mutation:
             patch=input.to_domain(),
             expected_updated_at=expected_updated_at,
         )
-        return Client.from_domain(updated)
+        return ClientType.from_domain(updated)
 
     @strawberry.mutation(description="Refused (ClientInUseError) while invoices or payments exist")
     async def delete_client(

@@ -1,4 +1,4 @@
-"""Output types. `Client.from_domain` is the one place a service value becomes GraphQL."""
+"""Output types. `ClientType.from_domain` is the one place a service value becomes GraphQL."""
 
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ class InvoiceReadiness:
         )
 
 
-@strawberry.type
-class Client:
+@strawberry.type(name="Client")
+class ClientType:
     id: strawberry.ID
     name: str
     legal_name: str | None
@@ -69,7 +69,7 @@ class Client:
     invoice_readiness: InvoiceReadiness
 
     @classmethod
-    def from_domain(cls, c: domain.Client) -> Client:
+    def from_domain(cls, c: domain.Client) -> ClientType:
         a = c.address
         return cls(
             id=strawberry.ID(c.id),
@@ -116,12 +116,12 @@ class PageInfo:
 @strawberry.type
 class ClientEdge:
     cursor: str
-    node: Client
+    node: ClientType
 
 
 @strawberry.type
 class ClientConnection:
-    nodes: list[Client]
+    nodes: list[ClientType]
     page_info: PageInfo
     _page: strawberry.Private[domain.ClientPage]
     _principal: strawberry.Private[Principal]

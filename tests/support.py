@@ -15,8 +15,7 @@ from stdnum.mx import rfc as stdnum_rfc
 from app.auth.principal import Principal
 from app.auth.service import ApiKeyService
 from app.db.database import Database
-from app.db.tables import Client as ClientRow
-from app.db.tables import Invoice, Payment
+from app.db.tables import ClientRow, Invoice, Payment
 
 TEST_SECRET = "test-secret-key-not-for-production"
 

@@ -13,18 +13,14 @@ import hmac
 import re
 import secrets
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from app.auth.principal import Principal
+from app.auth.repository import ApiKeyRepository, StoredApiKey
 from app.core import clock
 from app.core.errors import Unauthorized
 from app.db.database import Database
-from app.db.tables import ApiKey, Team
 
 _ALPHABET = string.ascii_letters + string.digits
 _RANDOM_CHARS = 32  # 32 * log2(62) ≈ 190 bits
@@ -43,14 +39,6 @@ def generate_key(livemode: bool) -> str:
 
 # Built once: every request runs it, and building a statement (and its cache key) costs more
 # CPU than executing this one.
-_KEY_BY_HASH = select(
-    ApiKey.id,
-    ApiKey.team_id,
-    ApiKey.livemode,
-    ApiKey.key_hash,
-    ApiKey.revoked_at,
-    ApiKey.last_used_at,
-).where(ApiKey.key_hash == bindparam("digest"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +55,12 @@ class ApiKeyInfo:
 class ApiKeyService:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.repository = ApiKeyRepository(db.dialect)
 
     async def team_id(self, name: str) -> int:
         """The id of a team, created if new."""
-        insert = pg_insert if self.db.dialect == "postgresql" else sqlite_insert
         async with self.db.write() as session:
-            await session.execute(
-                insert(Team)
-                .values(name=name, created_at=clock.now())
-                .on_conflict_do_nothing(index_elements=["name"])
-            )
-            return (await session.execute(select(Team.id).where(Team.name == name))).scalar_one()
+            return await self.repository.ensure_team(session, name, clock.now())
 
     async def create(self, *, team: str, livemode: bool) -> tuple[ApiKeyInfo, str]:
         name = team.strip()
@@ -87,57 +70,37 @@ class ApiKeyService:
         key = generate_key(livemode)
         now = clock.now()
         async with self.db.write() as session:
-            row = ApiKey(
+            key_id = await self.repository.insert_key(
+                session,
                 team_id=team_id,
                 livemode=livemode,
                 prefix=key[:12],
                 key_hash=hash_key(key),
-                created_at=now,
+                now=now,
             )
-            session.add(row)
-            await session.flush()
-            info = ApiKeyInfo(row.id, name, _mode(livemode), row.prefix, now, None, None)
-        return info, key
+        return ApiKeyInfo(key_id, name, _mode(livemode), key[:12], now, None, None), key
 
     async def list(self, *, team: str | None = None) -> list[ApiKeyInfo]:
-        stmt = select(ApiKey, Team.name).join(Team, Team.id == ApiKey.team_id).order_by(ApiKey.id)
-        if team is not None:
-            stmt = stmt.where(Team.name == team)
         async with self.db.read() as session:
-            rows = (await session.execute(stmt)).all()
-        return [
-            ApiKeyInfo(
-                k.id, name, _mode(k.livemode), k.prefix, k.created_at, k.last_used_at, k.revoked_at
-            )
-            for k, name in rows
-        ]
+            stored = await self.repository.list(session, team=team)
+        return [_info(key) for key in stored]
 
     async def revoke(self, key_or_id: str) -> ApiKeyInfo | None:
         """Revoke by full key or by id; None when no such key exists."""
-        if KEY_RE.match(key_or_id):
-            cond = ApiKey.key_hash == hash_key(key_or_id)
-        elif key_or_id.isdigit() and len(key_or_id) < 19:
-            cond = ApiKey.id == int(key_or_id)
-        else:
-            return None
         async with self.db.write() as session:
-            key = (await session.execute(select(ApiKey).where(cond))).scalar_one_or_none()
-            if key is None:
+            if KEY_RE.match(key_or_id):
+                found = await self.repository.find_by_hash(session, hash_key(key_or_id))
+            elif key_or_id.isdigit() and len(key_or_id) < 19:
+                found = await self.repository.find_by_id(session, int(key_or_id))
+            else:
                 return None
-            if key.revoked_at is None:
-                key.revoked_at = clock.now()
-            team = (
-                await session.execute(select(Team.name).where(Team.id == key.team_id))
-            ).scalar_one()
-            return ApiKeyInfo(
-                key.id,
-                team,
-                _mode(key.livemode),
-                key.prefix,
-                key.created_at,
-                key.last_used_at,
-                key.revoked_at,
-            )
+            if found is None:
+                return None
+            if found.revoked_at is None:
+                now = clock.now()
+                await self.repository.revoke(session, found.id, now)
+                found = replace(found, revoked_at=now)
+            return _info(found)
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The principal of an `Authorization: Bearer <key>` header, or Unauthorized."""
@@ -152,30 +115,34 @@ class ApiKeyService:
         digest = hash_key(token)
         # One statement: no transaction around it (see Database.statement).
         async with self.db.statement() as conn:
-            row = (await conn.execute(_KEY_BY_HASH, {"digest": digest})).first()
+            credential = await self.repository.credential(conn, digest)
         # The index found the row by hash; compare in constant time all the same.
-        if row is None or not hmac.compare_digest(row.key_hash, digest):
+        if credential is None or not hmac.compare_digest(credential.key_hash, digest):
             raise Unauthorized("Unknown or revoked API key")
-        if row.revoked_at is not None:
+        if credential.revoked_at is not None:
             raise Unauthorized("Unknown or revoked API key")
         now = clock.now()
-        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
-            await self._touch(row.id, now)
-        return Principal(team_id=row.team_id, livemode=row.livemode, key_id=row.id)
-
-    async def _touch(self, key_id: int, now: datetime) -> None:
-        # Conditional, so many workers seeing a stale value write it once a minute at most.
-        async with self.db.write() as session:
-            await session.execute(
-                update(ApiKey)
-                .where(
-                    ApiKey.id == key_id,
-                    or_(
-                        ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - LAST_USED_EVERY
-                    ),
+        last_used = credential.last_used_at
+        if last_used is None or now - last_used >= LAST_USED_EVERY:
+            async with self.db.write() as session:
+                await self.repository.touch(
+                    session, credential.id, now, not_since=now - LAST_USED_EVERY
                 )
-                .values(last_used_at=now)
-            )
+        return Principal(
+            team_id=credential.team_id, livemode=credential.livemode, key_id=credential.id
+        )
+
+
+def _info(key: StoredApiKey) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        key.id,
+        key.team,
+        _mode(key.livemode),
+        key.prefix,
+        key.created_at,
+        key.last_used_at,
+        key.revoked_at,
+    )
 
 
 def _mode(livemode: bool) -> str:

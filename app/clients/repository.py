@@ -22,49 +22,46 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.clients.search import name_search, probes_index
 from app.clients.types import ADDRESS_ATTRS, Address, Client, Position
 from app.core.clock import from_ms, to_ms
-from app.db.database import driver_error, sqlstate
-from app.db.tables import Client as ClientRow
-from app.db.tables import ClientCounter, Invoice, Payment
+from app.db import dialect as sql_dialect
+from app.db.tables import ClientCounter, ClientRow, Invoice, Payment
 
 clients = cast(Table, ClientRow.__table__)
 counters = cast(Table, ClientCounter.__table__)
-c = clients.c
+columns = clients.c
 
 RFC_UNIQUE_CONSTRAINT = "uq_clients_team_id_livemode_rfc_unique"
 # The foreign keys that keep a client with invoices or payments from being deleted.
 CLIENT_REFERENCES = frozenset({"fk_invoices_client_id_clients", "fk_payments_client_id_clients"})
 
 SELECT_COLUMNS = (
-    c.id,
-    c.public_id,
-    c.name,
-    c.legal_name,
-    c.rfc,
-    c.rfc_check_digit_valid,
-    c.email,
-    c.phone,
-    c.street,
-    c.city,
-    c.state,
-    c.zip_code,
-    c.country,
-    c.exterior,
-    c.interior,
-    c.neighborhood,
-    c.municipality,
-    c.tax_system,
-    c.cfdi_use,
-    c.metadata_json,
-    c.livemode,
-    c.created_at,
-    c.updated_at,
+    columns.id,
+    columns.public_id,
+    columns.name,
+    columns.legal_name,
+    columns.rfc,
+    columns.rfc_check_digit_valid,
+    columns.email,
+    columns.phone,
+    columns.street,
+    columns.city,
+    columns.state,
+    columns.zip_code,
+    columns.country,
+    columns.exterior,
+    columns.interior,
+    columns.neighborhood,
+    columns.municipality,
+    columns.tax_system,
+    columns.cfdi_use,
+    columns.metadata_json,
+    columns.livemode,
+    columns.created_at,
+    columns.updated_at,
 )
 
 
@@ -128,27 +125,14 @@ def row_position(row: Any) -> Position:
 
 
 def _is_rfc_violation(exc: sa_exc.IntegrityError) -> bool:
-    # PostgreSQL (asyncpg): SQLSTATE 23505 (unique_violation) naming the constraint. Through
-    # SQLAlchemy 2.1 the name is only on asyncpg's own exception (`exc.orig.orig`).
-    if sqlstate(exc) is not None:
-        return sqlstate(exc) == "23505" and _constraint(exc) == RFC_UNIQUE_CONSTRAINT
-    # SQLite names the columns, not the index.
-    orig = exc.orig
-    if getattr(orig, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_UNIQUE":
-        return "clients.rfc_unique" in str(orig)
-    return False
+    # SQLite names the columns of the violated index, not the index.
+    return sql_dialect.is_unique_violation(
+        exc, constraint=RFC_UNIQUE_CONSTRAINT, sqlite_columns="clients.rfc_unique"
+    )
 
 
 def _is_fk_violation(exc: sa_exc.IntegrityError) -> bool:
-    # PostgreSQL: SQLSTATE 23503 (foreign_key_violation) from a table that references clients.
-    if sqlstate(exc) is not None:
-        return sqlstate(exc) == "23503" and _constraint(exc) in CLIENT_REFERENCES
-    return getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_FOREIGNKEY"
-
-
-def _constraint(exc: sa_exc.IntegrityError) -> str | None:
-    name = getattr(driver_error(exc), "constraint_name", None)
-    return name if isinstance(name, str) else None
+    return sql_dialect.is_foreign_key_violation(exc, constraints=CLIENT_REFERENCES)
 
 
 def _scope(team_id: int, livemode: bool, *, driven: bool = False) -> list[ColumnElement[bool]]:
@@ -159,14 +143,14 @@ def _scope(team_id: int, livemode: bool, *, driven: bool = False) -> list[Column
             literal_column("+clients.team_id", Integer) == team_id,
             literal_column("+clients.livemode", Boolean) == livemode,
         ]
-    return [c.team_id == team_id, c.livemode == livemode]
+    return [columns.team_id == team_id, columns.livemode == livemode]
 
 
 # Get-by-id, built once (building a statement costs more CPU than running this one).
 _GET = select(*SELECT_COLUMNS).where(
-    c.team_id == bindparam("team_id"),
-    c.livemode == bindparam("livemode"),
-    c.public_id == bindparam("public_id"),
+    columns.team_id == bindparam("team_id"),
+    columns.livemode == bindparam("livemode"),
+    columns.public_id == bindparam("public_id"),
 )
 _GET_FOR_UPDATE = _GET.with_for_update()
 
@@ -186,17 +170,17 @@ def _filter_conditions(f: SearchFilter) -> list[ColumnElement[bool]]:
     """Every condition but the name search (see `ClientRepository.prepare`)."""
     conds: list[ColumnElement[bool]] = []
     if f.rfc:
-        conds.append(c.rfc == f.rfc)
+        conds.append(columns.rfc == f.rfc)
     if f.email:
-        conds.append(c.email_lower == f.email)
+        conds.append(columns.email_lower == f.email)
     if f.created_from is not None:
-        conds.append(c.created_at >= f.created_from)
+        conds.append(columns.created_at >= f.created_from)
     if f.created_to is not None:
-        conds.append(c.created_at <= f.created_to)
+        conds.append(columns.created_at <= f.created_to)
     if f.tax_system is not None:
-        conds.append(c.tax_system == f.tax_system)
+        conds.append(columns.tax_system == f.tax_system)
     if f.invoice_ready is not None:
-        conds.append(c.invoice_ready == f.invoice_ready)
+        conds.append(columns.invoice_ready == f.invoice_ready)
     return conds
 
 
@@ -210,18 +194,18 @@ class ClientRepository:
         ON CONFLICT DO NOTHING leaves the transaction usable on both engines, so the caller
         can look up the existing client in the same transaction.
         """
-        ins = pg_insert(clients) if self.dialect == "postgresql" else sqlite_insert(clients)
+        ins = sql_dialect.insert(self.dialect, clients)
         stmt = (
             ins.values(**values)
             .on_conflict_do_nothing(index_elements=["team_id", "livemode", "rfc_unique"])
-            .returning(c.id)
+            .returning(columns.id)
         )
         return (await session.execute(stmt)).scalar_one_or_none()
 
     async def adjust_count(
         self, session: AsyncSession, team_id: int, livemode: bool, delta: int
     ) -> None:
-        ins = pg_insert(counters) if self.dialect == "postgresql" else sqlite_insert(counters)
+        ins = sql_dialect.insert(self.dialect, counters)
         stmt = ins.values(team_id=team_id, livemode=livemode, count=max(delta, 0))
         stmt = stmt.on_conflict_do_update(
             index_elements=["team_id", "livemode"],
@@ -238,14 +222,18 @@ class ClientRepository:
         *,
         for_update: bool = False,
     ) -> Any | None:
-        stmt = _GET_FOR_UPDATE if for_update and self.dialect == "postgresql" else _GET
+        stmt = _GET_FOR_UPDATE if for_update and self.dialect == sql_dialect.POSTGRESQL else _GET
         params = {"team_id": team_id, "livemode": livemode, "public_id": public_id}
         return (await session.execute(stmt, params)).first()
 
     async def rfc_owner(
         self, session: AsyncSession, team_id: int, livemode: bool, rfc: str
     ) -> str | None:
-        stmt = select(c.public_id).where(*_scope(team_id, livemode), c.rfc_unique == rfc).limit(1)
+        stmt = (
+            select(columns.public_id)
+            .where(*_scope(team_id, livemode), columns.rfc_unique == rfc)
+            .limit(1)
+        )
         return (await session.execute(stmt)).scalar_one_or_none()
 
     async def update(self, session: AsyncSession, row_id: int, values: dict[str, Any]) -> None:
@@ -256,7 +244,7 @@ class ClientRepository:
         """
         try:
             async with session.begin_nested():
-                await session.execute(update(clients).where(c.id == row_id).values(**values))
+                await session.execute(update(clients).where(columns.id == row_id).values(**values))
         except sa_exc.IntegrityError as exc:
             if _is_rfc_violation(exc):
                 raise RfcTaken from exc
@@ -272,7 +260,7 @@ class ClientRepository:
     async def delete(self, session: AsyncSession, row_id: int) -> None:
         try:
             async with session.begin_nested():
-                await session.execute(delete(clients).where(c.id == row_id))
+                await session.execute(delete(clients).where(columns.id == row_id))
         except sa_exc.IntegrityError as exc:
             if _is_fk_violation(exc):
                 raise StillReferenced from exc
@@ -310,16 +298,16 @@ class ClientRepository:
         conds = list(conds)
         if after is not None:
             conds.append(
-                tuple_(c.created_at, c.id)
+                tuple_(columns.created_at, columns.id)
                 < tuple_(
-                    bindparam(None, from_ms(after.created_ms), type_=c.created_at.type),
-                    bindparam(None, after.row_id, type_=c.id.type),
+                    bindparam(None, from_ms(after.created_ms), type_=columns.created_at.type),
+                    bindparam(None, after.row_id, type_=columns.id.type),
                 )
             )
         stmt = (
             select(*SELECT_COLUMNS)
             .where(*conds)
-            .order_by(c.created_at.desc(), c.id.desc())
+            .order_by(columns.created_at.desc(), columns.id.desc())
             .limit(limit)
         )
         if offset:

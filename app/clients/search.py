@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, bindparam, func, literal_column, select, table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.db.tables import Client
+from app.db.dialect import SQLITE
+from app.db.tables import ClientRow
 
 PROBE_LIMIT = 5000
 TRIGRAM = 3
@@ -35,7 +36,7 @@ def like_escape(text_: str) -> str:
 
 
 def like_condition(query: str) -> ColumnElement[bool]:
-    return Client.search_text.like(f"%{like_escape(query)}%", escape="\\")
+    return ClientRow.search_text.like(f"%{like_escape(query)}%", escape="\\")
 
 
 def fts_phrase(query: str) -> str:
@@ -57,7 +58,7 @@ class NameSearch:
 def probes_index(dialect: str, query: str | None) -> bool:
     """Whether searching `query` starts with a probe of the full-text index (a statement of
     its own before the page)."""
-    return bool(query) and dialect == "sqlite" and len(query or "") >= TRIGRAM
+    return bool(query) and dialect == SQLITE and len(query or "") >= TRIGRAM
 
 
 async def name_search(
@@ -78,9 +79,9 @@ async def name_search(
             .select_from(_fts)
             .where(text("clients_fts MATCH :fts_phrase").bindparams(fts_phrase=phrase))
         )
-        return NameSearch(like_condition(query), Client.id.in_(matches), drive_count=True)
+        return NameSearch(like_condition(query), ClientRow.id.in_(matches), drive_count=True)
     # Selective: the probe already holds every match; reuse it (one JSON parameter) rather
     # than asking the full-text index again for the page and for the count.
     found = func.json_each(bindparam("fts_ids", json.dumps(ids))).table_valued("value")
-    condition = Client.id.in_(select(found.c.value))
+    condition = ClientRow.id.in_(select(found.c.value))
     return NameSearch(condition, condition, drive_page=True, drive_count=True)

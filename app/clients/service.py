@@ -14,8 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.clients import fiscal
-from app.clients import validation as v
+from app.clients import fiscal, validation
 from app.clients.ids import is_client_id, new_client_id
 from app.clients.pagination import (
     InvalidToken,
@@ -106,7 +105,7 @@ class _Errors:
     def run(self, field: str, fn: Callable[[], T], fallback: T) -> T:
         try:
             return fn()
-        except v.FieldInvalid as exc:
+        except validation.FieldInvalid as exc:
             self.fields.setdefault(field, exc.message)
             return fallback
 
@@ -137,18 +136,20 @@ def _new_values(data: NewClient) -> dict[str, Any]:
 def _clean_new(data: NewClient) -> tuple[dict[str, Any], _Errors]:
     """Every field of a create, cleaned (an invalid one: its fallback), and every error."""
     errors = _Errors()
-    name = errors.run("name", lambda: v.check_name(data.name), "")
-    rfc, check_ok = errors.run("rfc", lambda: v.check_rfc(data.rfc), ("", False))
+    name = errors.run("name", lambda: validation.check_name(data.name), "")
+    rfc, check_ok = errors.run("rfc", lambda: validation.check_rfc(data.rfc), ("", False))
     legal = errors.run(
-        "legalName", lambda: v.clean_text(data.legal_name, max_length=v.LEGAL_NAME_MAX), None
+        "legalName",
+        lambda: validation.clean_text(data.legal_name, max_length=validation.LEGAL_NAME_MAX),
+        None,
     )
-    email = errors.run("email", lambda: v.check_email(data.email), None)
-    phone = errors.run("phone", lambda: v.check_phone(data.phone), None)
+    email = errors.run("email", lambda: validation.check_email(data.email), None)
+    phone = errors.run("phone", lambda: validation.check_phone(data.phone), None)
     addr = data.address or Address()
     parts: dict[str, str | None] = {}
     for attr, api in _ADDRESS_FIELDS:
         parts[attr] = errors.run(
-            f"address.{api}", partial(_max(v.ADDRESS_FIELD_MAX), getattr(addr, attr)), None
+            f"address.{api}", partial(_max(validation.ADDRESS_FIELD_MAX), getattr(addr, attr)), None
         )
     if "address.zipCode" not in errors.fields:
         errors.run("address.zipCode", lambda: _check_zip(parts["zip_code"], parts["country"]), None)
@@ -167,7 +168,7 @@ def _clean_new(data: NewClient) -> tuple[dict[str, Any], _Errors]:
 
 
 def _check_zip(zip_code: str | None, country: str | None) -> None:
-    v.check_zip(zip_code, country)
+    validation.check_zip(zip_code, country)
     fiscal.check_sat_zip(zip_code, country)
 
 
@@ -232,11 +233,11 @@ def _derived(values: dict[str, Any]) -> dict[str, Any]:
     """Columns computed from others: kept in step by the one function that writes them."""
     out: dict[str, Any] = {}
     if "rfc" in values:
-        out["rfc_unique"] = None if values["rfc"] in v.GENERIC_RFCS else values["rfc"]
+        out["rfc_unique"] = None if values["rfc"] in validation.GENERIC_RFCS else values["rfc"]
     if "email" in values:
         out["email_lower"] = values["email"].lower() if values["email"] else None
     if "name" in values or "legal_name" in values:
-        out["search_text"] = v.search_text(values["name"], values.get("legal_name"))
+        out["search_text"] = validation.search_text(values["name"], values.get("legal_name"))
     return out
 
 
@@ -246,10 +247,10 @@ def _patch_values(current: Client, patch: ClientPatch) -> dict[str, Any]:
     errors = _Errors()
     changes: dict[str, Any] = {}
     for field, column, check in (
-        ("name", "name", v.check_name),
-        ("legalName", "legal_name", _max(v.LEGAL_NAME_MAX)),
-        ("email", "email", v.check_email),
-        ("phone", "phone", v.check_phone),
+        ("name", "name", validation.check_name),
+        ("legalName", "legal_name", _max(validation.LEGAL_NAME_MAX)),
+        ("email", "email", validation.check_email),
+        ("phone", "phone", validation.check_phone),
     ):
         stored = getattr(current, column)
         new = _changed(errors, field, getattr(patch, column), stored, check)
@@ -272,7 +273,7 @@ def _changed(
     """The new value of a field, or `stored` when it is absent, unchanged or invalid."""
     if raw is UNSET:
         return stored
-    cleaned = errors.run(field, lambda: v.clean_text(raw), stored)  # type: ignore[arg-type]
+    cleaned = errors.run(field, lambda: validation.clean_text(raw), stored)  # type: ignore[arg-type]
     if field in errors.fields or cleaned == stored:
         return stored
     return errors.run(field, lambda: check(raw), stored)
@@ -284,10 +285,12 @@ def _rfc_changes(errors: _Errors, current: Client, raw_rfc: Patch[str]) -> dict[
     if raw_rfc is UNSET:
         return {}
     stored_rfc: str | None = current.rfc
-    cleaned = errors.run("rfc", lambda: v.clean_text(raw_rfc), stored_rfc)
-    if "rfc" in errors.fields or (cleaned is not None and v.normalize_rfc(cleaned) == current.rfc):
+    cleaned = errors.run("rfc", lambda: validation.clean_text(raw_rfc), stored_rfc)
+    if "rfc" in errors.fields or (
+        cleaned is not None and validation.normalize_rfc(cleaned) == current.rfc
+    ):
         return {}
-    rfc, ok = errors.run("rfc", lambda: v.check_rfc(raw_rfc), (current.rfc, True))
+    rfc, ok = errors.run("rfc", lambda: validation.check_rfc(raw_rfc), (current.rfc, True))
     if "rfc" in errors.fields:
         return {}
     return {"rfc": rfc, "rfc_check_digit_valid": ok}
@@ -305,7 +308,11 @@ def _address_changes(
     for attr, api in _ADDRESS_FIELDS:
         stored = getattr(stored_parts, attr)
         new = _changed(
-            errors, f"address.{api}", getattr(parts_patch, attr), stored, _max(v.ADDRESS_FIELD_MAX)
+            errors,
+            f"address.{api}",
+            getattr(parts_patch, attr),
+            stored,
+            _max(validation.ADDRESS_FIELD_MAX),
         )
         new_parts[attr] = new
         if new != stored:
@@ -383,7 +390,7 @@ def _after(current: Client, changes: dict[str, Any]) -> Client:
 
 
 def _max(limit: int) -> Callable[[Any], str | None]:
-    return lambda raw: v.clean_text(raw, max_length=limit)
+    return lambda raw: validation.clean_text(raw, max_length=limit)
 
 
 def entity_tag(client: Client) -> str:
@@ -397,7 +404,7 @@ def _check_precondition(
     """Optimistic concurrency, checked under the row lock. `expected` is GraphQL's
     `expectedUpdatedAt`; `if_match` the entity tags of an If-Match header, compared strongly
     and as text (RFC 9110 §13.1.1): a weak or malformed tag matches nothing."""
-    if expected is not None and to_ms(v.aware_utc(expected)) != to_ms(current.updated_at):
+    if expected is not None and to_ms(validation.aware_utc(expected)) != to_ms(current.updated_at):
         raise PreconditionFailed(current.id, current.updated_at)
     if if_match is not None and entity_tag(current) not in if_match:
         raise PreconditionFailed(current.id, current.updated_at)
@@ -777,9 +784,9 @@ def normalize_filter(filters: ClientFilter, fields: ListFields = REST_LIST_FIELD
 
 def _search_filter(filters: ClientFilter, fields: ListFields, errors: _Errors) -> SearchFilter:
     """The filter the repository runs; each bad value's error goes to `errors`."""
-    name = errors.run(fields.name, lambda: v.search_query(filters.name), None)
-    rfc = errors.run(fields.rfc, lambda: v.rfc_query(filters.rfc), None)
-    email = errors.run(fields.email, lambda: v.email_query(filters.email), None)
+    name = errors.run(fields.name, lambda: validation.search_query(filters.name), None)
+    rfc = errors.run(fields.rfc, lambda: validation.rfc_query(filters.rfc), None)
+    email = errors.run(fields.email, lambda: validation.email_query(filters.email), None)
     created_from = errors.run(
         fields.created_from, lambda: _date_bound(filters.created_from, end=False), None
     )
@@ -807,8 +814,8 @@ def _date_bound(value: datetime | str | None, *, end: bool) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return v.parse_date_bound(value, end=end)
-    return v.aware_utc(value)
+        return validation.parse_date_bound(value, end=end)
+    return validation.aware_utc(value)
 
 
 def _client_from_values(row: dict[str, Any]) -> Client:

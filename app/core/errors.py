@@ -155,3 +155,61 @@ class WebhookNotFound(DomainError):
     def __init__(self, webhook_id: str) -> None:
         super().__init__()
         self.webhook_id = webhook_id
+
+
+# Errors of the HTTP exchange itself (no service raised them): rendered by the same
+# renderers as the domain's, so every error body of a transport is built in one place.
+
+
+class PayloadTooLarge(DomainError):
+    code = "PAYLOAD_TOO_LARGE"
+    summary = "Payload too large"
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request body exceeds {limit} bytes")
+
+
+class RouteNotFound(DomainError):
+    code = "ROUTE_NOT_FOUND"
+    summary = "The requested route does not exist"
+    status = 404
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(f"No route for {method} {path}")
+
+
+class MethodNotAllowed(DomainError):
+    code = "METHOD_NOT_ALLOWED"
+    summary = "Method not allowed"
+    status = 405
+
+    def __init__(self, message: str, *, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow  # the Allow header
+
+
+class HttpError(DomainError):
+    """Any other status the framework answers with (its detail is the message)."""
+
+    code = "HTTP_ERROR"
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.summary = detail
+        self.status = status
+
+
+class InternalError(DomainError):
+    """A bug: the body says nothing but the request id to quote (the log has the trace)."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__()
+        self.request_id = request_id
+
+
+class RequestTimeout(DomainError):
+    code = "REQUEST_TIMEOUT"
+    message = "Request body not received in time"
+    summary = "Request timeout"
+    status = 408

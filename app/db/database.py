@@ -37,79 +37,13 @@ from sqlalchemy.ext.asyncio import (
 
 from app.core.config import Settings
 from app.core.errors import ServiceUnavailable
+from app.db.dialect import describe, is_unavailable
 
 log = logging.getLogger("clients.db")
-
-# Failures that mean "the database cannot be reached", answered 503 rather than 500.
-_UNAVAILABLE = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.TimeoutError,
-    sa_exc.DisconnectionError,
-    ConnectionError,
-    OSError,  # TimeoutError (connect or command timeout) included
-)
-
-# PostgreSQL SQLSTATEs that mean "not now" rather than "wrong": connection exceptions (08),
-# insufficient resources (53, e.g. too many connections), operator intervention (57: admin or
-# crash shutdown, starting up, and 57014, the statement_timeout), system errors (58).
-# asyncpg's errors outside its IntegrityError/ProgrammingError families reach SQLAlchemy as a
-# plain DBAPIError, so the SQLSTATE is the only reliable sign.
-_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
-
-# SQLite result codes (and their extended forms) that mean the same: the file is locked past
-# busy_timeout, cannot be opened, read or written, or the disk is full or read-only. Others
-# (SQLITE_ERROR for a missing table or column, SQLITE_CORRUPT...) are faults: 500.
-_UNAVAILABLE_SQLITE_CODES = (
-    "SQLITE_BUSY",
-    "SQLITE_LOCKED",
-    "SQLITE_IOERR",
-    "SQLITE_CANTOPEN",
-    "SQLITE_FULL",
-    "SQLITE_READONLY",
-    "SQLITE_PROTOCOL",
-    "SQLITE_NOMEM",
-)
-
 
 # SQLite: a request connection checkpoints the WAL only past this many pages (~80 MB); below
 # it, app/db/upkeep.py checkpoints in the background, so no commit waits for one.
 CHECKPOINT_SAFETY_PAGES = 20_000
-
-
-def driver_error(exc: BaseException) -> BaseException | None:
-    """The driver's own exception behind a SQLAlchemy one (asyncpg's, or sqlite3's)."""
-    orig = getattr(exc, "orig", None)
-    if orig is None:
-        return None
-    # SQLAlchemy 2.1 wraps asyncpg's exceptions in emulated DBAPI ones that keep the
-    # original as `.orig` (and as `__cause__`); sqlite3's are the DBAPI exceptions themselves.
-    inner = getattr(orig, "orig", None) or orig.__cause__
-    return inner if isinstance(inner, Exception) else orig
-
-
-def sqlstate(exc: BaseException) -> str | None:
-    """The PostgreSQL SQLSTATE of a SQLAlchemy exception, if any."""
-    for candidate in (driver_error(exc), getattr(exc, "orig", None)):
-        code = getattr(candidate, "sqlstate", None)
-        if isinstance(code, str):
-            return code
-    return None
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, sa_exc.DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        code = sqlstate(exc)
-        if code is not None:
-            return code[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
-        name = getattr(driver_error(exc), "sqlite_errorname", None)
-        if isinstance(name, str):
-            return name.startswith(_UNAVAILABLE_SQLITE_CODES)
-        # No code at all (asyncpg's InterfaceError "connection is closed", say).
-        return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
-    return isinstance(exc, _UNAVAILABLE)
 
 
 def _sqlite_engine(settings: Settings, *, begin: str | None) -> AsyncEngine:
@@ -231,7 +165,7 @@ class Database:
             raise
         except (sa_exc.SQLAlchemyError, OSError) as exc:
             if is_unavailable(exc):
-                log.warning("database unavailable: %s", _describe(exc))
+                log.warning("database unavailable: %s", describe(exc))
                 raise ServiceUnavailable() from exc
             raise
 
@@ -257,7 +191,7 @@ class Database:
             raise
         except (sa_exc.SQLAlchemyError, OSError) as exc:
             if is_unavailable(exc):
-                log.warning("database unavailable: %s", _describe(exc))
+                log.warning("database unavailable: %s", describe(exc))
                 raise ServiceUnavailable() from exc
             raise
 
@@ -272,15 +206,3 @@ class Database:
     async def dispose(self) -> None:
         for engine in self.engines:
             await engine.dispose()
-
-
-def _describe(exc: BaseException) -> str:
-    """The kind of failure, for the log: class names and SQLSTATE, never statements or data."""
-    inner = driver_error(exc)
-    code = sqlstate(exc)
-    parts = [type(exc).__name__]
-    if inner is not None:
-        parts.append(type(inner).__name__)
-    if code:
-        parts.append(f"SQLSTATE {code}")
-    return " / ".join(parts)

@@ -94,7 +94,7 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
-class Client(Base):
+class ClientRow(Base):
     __tablename__ = "clients"
     __table_args__ = (
         # RFC uniqueness per team and mode. rfc_unique is NULL for the generic RFCs, and NULLs

@@ -1,5 +1,6 @@
 """The outermost layer of every request, before any routing: request id, body size limit,
-security headers, one structured log line, and a JSON 500 for anything unexpected.
+security headers, one structured log line, and a JSON 500 for anything unexpected (bodies
+made by the mount's error renderer: the edge knows no transport's shape).
 
 It is plain ASGI wrapped around the whole FastAPI app, so even Starlette's own error
 responses carry the request id and nothing ever answers with an HTML page or a trace.
@@ -17,6 +18,9 @@ from typing import Any
 
 import orjson
 
+from app.core.errors import InternalError, PayloadTooLarge, RequestTimeout
+from app.http.errors import ErrorRenderer, ErrorRenderers
+
 MAX_BODY = 256 * 1024
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _OPERATION_NAME_RE = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,127}$")
@@ -31,33 +35,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger("clients.access")
 
 
-def is_graphql(path: str) -> bool:
-    return path == "/graphql" or path.startswith("/graphql/")
-
-
-def error_body(
-    path: str,
-    *,
-    code: str,
-    message: str,
-    summary: str,
-    details: dict[str, Any] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> bytes:
-    """The documented error envelope (REST), or a GraphQL error body on /graphql."""
-    if is_graphql(path):
-        ext: dict[str, Any] = {"code": code, **(extra or {})}
-        if details:
-            ext["fields"] = details
-        return orjson.dumps({"errors": [{"message": message, "extensions": ext}]})
-    error: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        error["details"] = details
-    if extra:
-        error.update(extra)
-    return orjson.dumps({"error": error, "message": summary})
-
-
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -66,8 +43,11 @@ SECURITY_HEADERS = [
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, *, body_timeout: float = 0) -> None:
+    """`renderers` make the bodies of the errors answered here (408, 413, 500), per mount."""
+
+    def __init__(self, app: ASGIApp, renderers: ErrorRenderers, *, body_timeout: float = 0) -> None:
         self.app = app
+        self.renderers = renderers
         # Seconds a request may take to send its whole body (0: no deadline): a client that
         # trickles it gets a 408 and the connection is closed (HTTP_BODY_TIMEOUT).
         self.body_timeout = body_timeout
@@ -80,73 +60,66 @@ class EdgeMiddleware:
         request_id = _request_id(scope)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        path: str = scope.get("path", "")
-        status_holder = {"status": 0, "started": False}
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-                status_holder["started"] = True
-                headers = list(message.get("headers", []))
-                names = {h[0].lower() for h in headers}
-                headers.append((b"x-request-id", request_id.encode()))
-                for name, value in SECURITY_HEADERS:
-                    if name not in names:
-                        headers.append((name, value))
-                if b"cache-control" not in names and not _is_docs(path):
-                    headers.append((b"cache-control", b"no-store"))
-                decision = state.get("ratelimit")
-                if decision is not None:
-                    headers.extend(h for h in decision.headers() if h[0] not in names)
-                message["headers"] = headers
-            await send(message)
-
+        render = self.renderers.for_path(scope.get("path", ""))
+        response = _ResponseStart(send, state, scope.get("path", ""), request_id)
         try:
-            try:
-                async with asyncio.timeout(self.body_timeout or None):
-                    body_receive = await _limited_body(scope, receive)
-            except TimeoutError:
-                await _send_error(
-                    send_wrapper,
-                    408,
-                    error_body(
-                        path,
-                        code="REQUEST_TIMEOUT",
-                        message="Request body not received in time",
-                        summary="Request timeout",
-                    ),
-                    close=True,
-                )
-                return
+            body_receive = await self._read_body(scope, receive, response, render)
             if body_receive is None:
-                await _send_error(
-                    send_wrapper,
-                    413,
-                    error_body(
-                        path,
-                        code="PAYLOAD_TOO_LARGE",
-                        message=f"Request body exceeds {MAX_BODY} bytes",
-                        summary="Payload too large",
-                    ),
-                )
                 return
-            await self.app(scope, body_receive, send_wrapper)
+            await self.app(scope, body_receive, response)
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id})
-            if not status_holder["started"]:
-                await _send_error(
-                    send_wrapper,
-                    500,
-                    error_body(
-                        path,
-                        code="INTERNAL_ERROR",
-                        message="Internal server error",
-                        summary="An unexpected error occurred",
-                        extra={"requestId": request_id},
-                    ),
-                )
+            if not response.started:
+                await _send_error(response, render(InternalError(request_id)), 500)
         finally:
-            _log_request(scope, state, status_holder["status"], started, request_id)
+            _log_request(scope, state, response.status, started, request_id)
+
+    async def _read_body(
+        self, scope: Scope, receive: Receive, response: Send, render: ErrorRenderer
+    ) -> Receive | None:
+        """A receive replaying the whole body; None when a 408 or 413 was answered."""
+        try:
+            async with asyncio.timeout(self.body_timeout or None):
+                body_receive = await _limited_body(scope, receive)
+        except TimeoutError:
+            await _send_error(response, render(RequestTimeout()), 408, close=True)
+            return None
+        if body_receive is None:
+            await _send_error(response, render(PayloadTooLarge(MAX_BODY)), 413)
+        return body_receive
+
+
+class _ResponseStart:
+    """The `send` the app gets: it adds the edge's headers to the response start and
+    remembers its status."""
+
+    def __init__(self, send: Send, state: dict[str, Any], path: str, request_id: str) -> None:
+        self.send = send
+        self.state = state
+        self.request_id = request_id
+        self.docs = _is_docs(path)
+        self.status = 0
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.started = True
+            message["headers"] = self._headers(list(message.get("headers", [])))
+        await self.send(message)
+
+    def _headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        names = {h[0].lower() for h in headers}
+        headers.append((b"x-request-id", self.request_id.encode()))
+        for name, value in SECURITY_HEADERS:
+            if name not in names:
+                headers.append((name, value))
+        if b"cache-control" not in names and not self.docs:
+            headers.append((b"cache-control", b"no-store"))
+        decision = self.state.get("ratelimit")
+        if decision is not None:
+            headers.extend(h for h in decision.headers() if h[0] not in names)
+        return headers
 
 
 def _is_docs(path: str) -> bool:
@@ -212,7 +185,7 @@ def _replay(body: bytes, receive: Receive, *, disconnected: bool) -> Receive:
     return replay
 
 
-async def _send_error(send: Send, status: int, body: bytes, *, close: bool = False) -> None:
+async def _send_error(send: Send, body: bytes, status: int, *, close: bool = False) -> None:
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

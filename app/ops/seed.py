@@ -23,14 +23,14 @@ from stdnum.mx import rfc as stdnum_rfc
 from tqdm import tqdm
 
 from app.catalogs.store import CfdiUse, PostalCodes, TaxSystem, catalogs
-from app.clients import fiscal
-from app.clients import validation as v
+from app.clients import fiscal, validation
 from app.clients.ids import new_client_id
 from app.clients.repository import ClientRepository
 from app.clients.repository import clients as clients_table
 from app.core.clock import to_ms
 from app.core.config import Settings
 from app.db.database import Database
+from app.db.dialect import SQLITE
 
 FIRST = [
     "María",
@@ -168,7 +168,7 @@ class Generator:
             "state": state,
             "zip_code": zip_code,
             "country": "México",
-            "search_text": v.search_text(name, legal),
+            "search_text": validation.search_text(name, legal),
             "created_at": created,
             "updated_at": created,
             **receptor,
@@ -259,7 +259,7 @@ async def seed(settings: Settings, *, clients: int, team: str, livemode: bool) -
 
         rebuild = clients >= REBUILD_AT or clients > existing
         with tqdm(total=clients, unit="clients", desc="seeding") as bar:
-            if db.dialect == "sqlite":
+            if db.dialect == SQLITE:
                 await asyncio.to_thread(_load_sqlite, settings, batches(), rebuild, bar)
             else:
                 await _load_postgres(db, batches(), rebuild, bar)

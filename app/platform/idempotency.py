@@ -15,13 +15,10 @@ import random
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
@@ -32,7 +29,7 @@ from app.core.errors import (
     ValidationFailed,
 )
 from app.db.database import Database
-from app.db.tables import IdempotencyRecord
+from app.platform.idempotency_repository import IdempotencyRepository, StoredKey
 
 KEY_MAX = 255
 RETENTION = timedelta(hours=24)
@@ -40,9 +37,6 @@ RETENTION = timedelta(hours=24)
 # be taken over.
 ABANDONED_AFTER = timedelta(minutes=5)
 HEADER = "Idempotency-Key"
-
-records: Table = IdempotencyRecord.__table__  # type: ignore[assignment]
-r = records.c
 
 
 class DoNotStore(Exception):
@@ -112,16 +106,15 @@ def check_key(key: str, field: str = HEADER) -> str:
 class Recorder:
     """Stores the outcome of one claimed key, in the caller's transaction."""
 
-    def __init__(self, record_id: int) -> None:
+    def __init__(self, repository: IdempotencyRepository, record_id: int) -> None:
+        self.repository = repository
         self.record_id = record_id
         self.recorded = False
 
     async def record(self, session: AsyncSession, outcome: Outcome) -> None:
         response = orjson.dumps({"body": outcome.body, "headers": outcome.headers}).decode()
-        await session.execute(
-            update(records)
-            .where(r.id == self.record_id)
-            .values(status=outcome.status, response=response, completed_at=clock.now())
+        await self.repository.store_response(
+            session, self.record_id, status=outcome.status, response=response, now=clock.now()
         )
         self.recorded = True
 
@@ -129,7 +122,7 @@ class Recorder:
 class IdempotencyService:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
+        self.repository = IdempotencyRepository(db.dialect)
 
     async def run(
         self,
@@ -149,7 +142,7 @@ class IdempotencyService:
         claim = await self._claim(principal, check_key(key, key_field), fingerprint)
         if isinstance(claim, Outcome):
             return claim
-        recorder = Recorder(claim)
+        recorder = Recorder(self.repository, claim)
         try:
             outcome = await work(recorder)
         except DoNotStore as exc:
@@ -165,49 +158,46 @@ class IdempotencyService:
         return outcome
 
     async def _claim(self, who: Principal, key: str, fp: str) -> int | Outcome:
+        """A new claim's id, or the stored outcome of the key's first request."""
+        team_id, livemode = who.team_id, who.livemode
         for _attempt in range(3):
             now = clock.now()
             async with self.db.write() as session:
-                claimed = (
-                    await session.execute(
-                        self._insert(records)
-                        .values(
-                            team_id=who.team_id,
-                            livemode=who.livemode,
-                            key=key,
-                            fingerprint=fp,
-                            created_at=now,
-                        )
-                        .on_conflict_do_nothing(index_elements=["team_id", "livemode", "key"])
-                        .returning(r.id)
-                    )
-                ).scalar_one_or_none()
+                claimed = await self.repository.insert_claim(
+                    session, team_id=team_id, livemode=livemode, key=key, fingerprint=fp, now=now
+                )
                 if claimed is not None:
                     if random.random() < 0.01:
-                        await session.execute(delete(records).where(r.created_at < now - RETENTION))
-                    return int(claimed)
-                row = (
-                    await session.execute(
-                        select(r.id, r.fingerprint, r.status, r.response, r.created_at).where(
-                            r.team_id == who.team_id, r.livemode == who.livemode, r.key == key
-                        )
-                    )
-                ).first()
-                if row is None:
+                        await self.repository.purge_created_before(session, now - RETENTION)
+                    return claimed
+                stored = await self.repository.find(
+                    session, team_id=team_id, livemode=livemode, key=key
+                )
+                if stored is None:
                     continue  # released meanwhile: claim again
-                expired = row.created_at < now - RETENTION
-                abandoned = row.status is None and row.created_at < now - ABANDONED_AFTER
-                if expired or abandoned:
-                    await session.execute(delete(records).where(r.id == row.id))
+                if _is_stale(stored, now):
+                    await self.repository.remove(session, stored.id)
                     continue
-                if row.fingerprint != fp:
-                    raise IdempotencyKeyReused()
-                if row.status is None:
-                    raise IdempotencyKeyInUse()
-                stored = orjson.loads(row.response)
-                return Outcome(row.status, stored["body"], stored["headers"], replayed=True)
+                return _stored_outcome(stored, fp)
         raise IdempotencyKeyInUse()
 
     async def _release(self, record_id: int) -> None:
         async with self.db.write() as session:
-            await session.execute(delete(records).where(r.id == record_id))
+            await self.repository.remove(session, record_id)
+
+
+def _is_stale(stored: StoredKey, now: datetime) -> bool:
+    """Expired, or claimed by a request that died before answering."""
+    expired = stored.created_at < now - RETENTION
+    abandoned = stored.status is None and stored.created_at < now - ABANDONED_AFTER
+    return expired or abandoned
+
+
+def _stored_outcome(stored: StoredKey, fp: str) -> Outcome:
+    """The first request's answer to replay, or why this retry cannot have it."""
+    if stored.fingerprint != fp:
+        raise IdempotencyKeyReused()
+    if stored.status is None or stored.response is None:
+        raise IdempotencyKeyInUse()
+    response = orjson.loads(stored.response)
+    return Outcome(stored.status, response["body"], response["headers"], replayed=True)

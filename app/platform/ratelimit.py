@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import text
-
 from app.core.config import Settings
 from app.db.database import Database
+from app.db.dialect import POSTGRESQL
+from app.platform.ratelimit_repository import BucketRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,23 +72,6 @@ class MemoryRateLimiter:
         return _decision(tokens, allowed, self.rate, self.burst)
 
 
-_UPSERT = text(
-    """
-    INSERT INTO rate_limit_buckets AS b (key_id, tokens, updated_at, allowed)
-    VALUES (:key_id, :burst - 1, extract(epoch from clock_timestamp()), true)
-    ON CONFLICT (key_id) DO UPDATE SET
-      tokens = CASE
-        WHEN least(:burst, b.tokens + (extract(epoch from clock_timestamp()) - b.updated_at) * :rate) >= 1
-        THEN least(:burst, b.tokens + (extract(epoch from clock_timestamp()) - b.updated_at) * :rate) - 1
-        ELSE least(:burst, b.tokens + (extract(epoch from clock_timestamp()) - b.updated_at) * :rate)
-      END,
-      allowed = least(:burst, b.tokens + (extract(epoch from clock_timestamp()) - b.updated_at) * :rate) >= 1,
-      updated_at = extract(epoch from clock_timestamp())
-    RETURNING tokens, allowed
-    """  # noqa: E501
-)
-
-
 class PostgresRateLimiter:
     """Buckets shared by every worker through the database."""
 
@@ -96,17 +79,19 @@ class PostgresRateLimiter:
         self.db = db
         self.rate = rate
         self.burst = burst
+        self.buckets = BucketRepository()
 
     async def hit(self, key_id: int) -> Decision:
-        params = {"key_id": key_id, "burst": float(self.burst), "rate": self.rate}
         async with self.db.write() as session:
-            row = (await session.execute(_UPSERT, params)).one()
-        return _decision(float(row.tokens), bool(row.allowed), self.rate, self.burst)
+            state = await self.buckets.take_token(
+                session, key_id=key_id, rate=self.rate, burst=self.burst
+            )
+        return _decision(state.tokens, state.allowed, self.rate, self.burst)
 
 
 def build_rate_limiter(settings: Settings, db: Database) -> RateLimiter | None:
     if settings.rate_limit_per_second <= 0:
         return None
-    if db.dialect == "postgresql":
+    if db.dialect == POSTGRESQL:
         return PostgresRateLimiter(db, settings.rate_limit_per_second, settings.rate_limit_burst)
     return MemoryRateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)

@@ -5,7 +5,6 @@ Handlers only translate: request → service input, domain result → the docume
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -13,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPBearer
 
 from app.auth.principal import Principal
-from app.clients import validation as v
+from app.clients import validation
 from app.clients.fiscal import Issue
 from app.clients.service import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, entity_tag
 from app.clients.types import (
@@ -31,7 +30,7 @@ from app.core.errors import DuplicateRfc, UnsupportedMediaType, ValidationFailed
 from app.http.deps import client_service, principal
 from app.platform.idempotency import HEADER as IDEMPOTENCY_HEADER
 from app.platform.idempotency import Outcome, fingerprint
-from app.rest.errors import domain_error_response
+from app.rest.errors import render_error
 from app.rest.schemas import (
     READ_ONLY_FIELDS,
     ClientCreateBody,
@@ -179,7 +178,7 @@ def _alias(body: _ClientBody, fields: set[str]) -> tuple[Any, Any]:
         raise ValidationFailed({"client": "Must be an object with rfc and/or email"})
     errors: dict[str, str] = {}
     if "rfc" in ref.model_fields_set:
-        if rfc is not UNSET and not _same(rfc, ref.rfc, v.normalize_rfc):
+        if rfc is not UNSET and not _same(rfc, ref.rfc, validation.normalize_rfc):
             errors["client.rfc"] = "Differs from rfc"
         rfc = ref.rfc
     if "email" in ref.model_fields_set:
@@ -194,8 +193,8 @@ def _alias(body: _ClientBody, fields: set[str]) -> tuple[Any, Any]:
 def _same(a: str | None, b: str | None, norm: Any) -> bool:
     def key(x: str | None) -> str | None:
         try:
-            text = v.clean_text(x)
-        except v.FieldInvalid:
+            text = validation.clean_text(x)
+        except validation.FieldInvalid:
             return x
         return None if text is None else norm(text)
 
@@ -240,7 +239,7 @@ async def create_client(
             # Python mode: the JSON mode's serialiser refuses deep nesting (metadata values).
             body.model_dump(exclude_unset=True, exclude=set(READ_ONLY_FIELDS)),
         ),
-        answer=partial(_create_answer, request.url.path),
+        answer=_create_answer,
     )
     headers = dict(outcome.headers)
     if outcome.replayed:
@@ -309,11 +308,10 @@ def _created(client: Client) -> Response:
     )
 
 
-def _create_answer(path: str, result: Client | DuplicateRfc) -> Outcome:
+def _create_answer(result: Client | DuplicateRfc) -> Outcome:
     """What an idempotent create answers, as stored and replayed byte for byte."""
     if isinstance(result, DuplicateRfc):
-        refused = domain_error_response(path, result)
-        return Outcome(refused.status_code, bytes(refused.body).decode(), {})
+        return Outcome(result.status, render_error(result).decode(), {})
     created = _created(result)
     headers = {k: created.headers[k] for k in ("etag", "location")}
     return Outcome(created.status_code, bytes(created.body).decode(), headers)

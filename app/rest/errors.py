@@ -1,55 +1,45 @@
-"""Domain errors as HTTP responses: the documented envelope on REST, a GraphQL error body on
-/graphql (see `app.http.edge.error_body`), with the headers each error calls for."""
+"""The documented REST error envelope: every REST error body is built here.
+
+`{"error": {"code", "message", "details"?, "requestId"?}, "message": summary}`; the error's
+own details (the existing client of a duplicate RFC, the counts that block a delete, the
+current version on a failed precondition) under `error.details`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
-from fastapi.responses import Response
 
 from app.core.clock import format_timestamp
 from app.core.errors import (
     ClientInUse,
     DomainError,
     DuplicateRfc,
+    InternalError,
     PreconditionFailed,
-    RateLimited,
-    Unauthorized,
     ValidationFailed,
 )
-from app.http.edge import error_body, is_graphql
 
 
-def error_extra(exc: DomainError) -> dict[str, Any]:
+def error_details(error: DomainError) -> dict[str, Any] | None:
     """The error's own details (REST `error.details`)."""
-    if isinstance(exc, DuplicateRfc):
-        return {"details": {"existingClientId": exc.existing_client_id, "rfc": exc.rfc}}
-    if isinstance(exc, ClientInUse):
-        return {"details": {"invoiceCount": exc.invoice_count, "paymentCount": exc.payment_count}}
-    if isinstance(exc, PreconditionFailed):
-        return {"details": {"currentUpdatedAt": format_timestamp(exc.current_updated_at)}}
-    return {}
+    if isinstance(error, ValidationFailed):
+        return dict(error.fields)
+    if isinstance(error, DuplicateRfc):
+        return {"existingClientId": error.existing_client_id, "rfc": error.rfc}
+    if isinstance(error, ClientInUse):
+        return {"invoiceCount": error.invoice_count, "paymentCount": error.payment_count}
+    if isinstance(error, PreconditionFailed):
+        return {"currentUpdatedAt": format_timestamp(error.current_updated_at)}
+    return None
 
 
-def domain_error_response(path: str, exc: DomainError) -> Response:
-    headers: dict[str, str] = {}
-    if isinstance(exc, Unauthorized):
-        headers["WWW-Authenticate"] = 'Bearer realm="clients"'
-    elif isinstance(exc, RateLimited):
-        headers["Retry-After"] = str(exc.retry_after)
-    if isinstance(exc, Unauthorized) and is_graphql(path):
-        # The contract's GraphQL 401 body says only "Authentication required".
-        body = orjson.dumps(
-            {"errors": [{"message": "Authentication required", "extensions": {"code": exc.code}}]}
-        )
-    else:
-        body = error_body(
-            path,
-            code=exc.code,
-            message=exc.message,
-            summary=exc.summary,
-            details=exc.fields if isinstance(exc, ValidationFailed) else None,
-            extra=error_extra(exc),
-        )
-    return Response(body, status_code=exc.status, media_type="application/json", headers=headers)
+def render_error(error: DomainError) -> bytes:
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    details = error_details(error)
+    if details is not None:
+        body["details"] = details
+    if isinstance(error, InternalError):
+        body["requestId"] = error.request_id
+    return orjson.dumps({"error": body, "message": error.summary})

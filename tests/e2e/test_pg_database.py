@@ -35,8 +35,7 @@ from app.core.config import Settings
 from app.core.errors import ServiceUnavailable
 from app.db.database import Database
 from app.db.migrate import alembic_config, head_revision, upgrade
-from app.db.tables import Client as ClientRow
-from app.db.tables import Invoice, Payment
+from app.db.tables import ClientRow, Invoice, Payment
 from app.main import create_app
 from tests.e2e.pg_support import PYTHON, base_env, only_on_postgres
 from tests.support import TEST_SECRET, Key, new_rfc

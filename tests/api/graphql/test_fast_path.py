@@ -24,13 +24,16 @@ from typing import Any
 import httpx
 import pytest
 from graphql import parse, specified_rules, validate
+from strawberry.extensions import SchemaExtension
 
+from app.clients.service import ClientService
 from app.clients.types import Address, NewClient
 from app.core.config import Settings
 from app.db.database import Database
 from app.main import create_app
-from schema.endpoint import build_gateway_schema, document_rules
-from schema.fast import FastPath
+from schema import build_schema
+from schema.endpoint import build_gateway_schema, document_checker, document_rules
+from schema.fast import KNOWN_EXTENSIONS, FastPath
 from tests.conftest import make_settings
 from tests.support import Key, create_key, new_rfc, unique_team
 
@@ -632,3 +635,60 @@ async def test_plans_are_cached_per_document_and_operation(fast: FastPath) -> No
     assert fast.plan(query, "B") not in (None, a)
     assert fast.plan(query, None) is None  # two operations, none named: the standard path's
     assert fast.plan("{ clients { nodes { id id } } }", None) is None
+
+
+# -- outages and extensions ------------------------------------------------------------------
+
+
+def unreachable_clients(asgi: Any, directory: Any) -> Database:
+    """Point the app's client service at a real database that cannot be opened (a directory
+    where the SQLite file should be), keeping authentication on the working one."""
+    services = asgi.app.state.services
+    broken = Database(make_settings(f"sqlite+aiosqlite:///{directory}"))
+    services.clients = ClientService(broken, services.clients.signer, services.idempotency)
+    return broken
+
+
+async def test_an_outage_is_answered_at_once_as_the_standard_executor_answers_it(
+    settings: Settings, world: World, tmp_path: Any
+) -> None:
+    """A 503 met on the fast path is answered there: the query is not run a second time on
+    the standard path (which would wait again for the same exhausted pool)."""
+    on = make_settings(settings.database_url)
+    off = make_settings(settings.database_url, graphql_fast_path=False)
+    headers = {**world.key.headers, "Content-Type": "application/json"}
+    async with serving(on) as (quick_app, quick), serving(off) as (slow_app, slow):
+        broken = [unreachable_clients(quick_app, tmp_path), unreachable_clients(slow_app, tmp_path)]
+        fast: FastPath = quick_app.app.state.graphql_fast_path
+        try:
+            for query in ("{ clients(first: 2) { nodes { id } } }", "{ clients { totalCount } }"):
+                before = (fast.served, fast.fell_back, fast.unavailable)
+                quick_body = await quick.post("/graphql", json={"query": query}, headers=headers)
+                slow_body = await slow.post("/graphql", json={"query": query}, headers=headers)
+                assert quick_body.status_code == slow_body.status_code == 503
+                assert quick_body.content == slow_body.content
+                assert quick_body.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+                assert (fast.served, fast.fell_back, fast.unavailable) == (
+                    before[0],
+                    before[1],
+                    before[2] + 1,
+                )
+        finally:
+            for database in broken:
+                await database.dispose()
+
+
+class _Timing(SchemaExtension):
+    """An extension the fast path does not know (metrics would look like this)."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+
+
+def test_an_unknown_extension_turns_the_fast_path_off(settings: Settings) -> None:
+    known = build_gateway_schema(settings)
+    assert {type(ext) for ext in known.get_extensions()} <= KNOWN_EXTENSIONS
+    assert FastPath(known, document_checker(settings, known)).plan(BENCHMARK, None)
+    extended = build_schema(extensions=[*known.extensions, _Timing])
+    fast = FastPath(extended, document_checker(settings, extended))
+    assert fast.plan(BENCHMARK, None) is None

@@ -13,7 +13,7 @@ from app.clients.ids import new_client_id
 from app.clients.repository import ClientRepository, SearchFilter
 from app.core.clock import to_ms
 from app.db.database import Database
-from app.db.tables import Client as ClientRow
+from app.db.tables import ClientRow
 from tests.support import Key, create_key, unique_team
 
 INDEXES = {

@@ -20,7 +20,7 @@ import httpx
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from app.clients import validation as v
+from app.clients import validation
 from app.db.database import Database
 from tests.api.graphql.gql import CLIENT_FIELDS
 from tests.support import create_key, new_rfc, unique_team
@@ -77,12 +77,12 @@ def bodies(draw: st.DrawFn) -> dict[str, Any]:
 
 def expected_text(value: Any) -> Any:
     """What the field rules store for an accepted text value."""
-    return v.clean_text(value) if isinstance(value, str) else value
+    return validation.clean_text(value) if isinstance(value, str) else value
 
 
 def assert_stored_as_accepted(body: dict[str, Any], client: dict[str, Any]) -> None:
-    assert client["name"] == v.check_name(body["name"])
-    assert client["rfc"] == v.check_rfc(body["rfc"])[0]
+    assert client["name"] == validation.check_name(body["name"])
+    assert client["rfc"] == validation.check_rfc(body["rfc"])[0]
     for name in ("legalName", "email", "phone"):
         assert client[name] == expected_text(body.get(name)), name
     if body.get("address"):

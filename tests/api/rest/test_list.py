@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from app.db.database import Database
-from app.db.tables import Client as ClientRow
+from app.db.tables import ClientRow
 from tests.support import Key, client_body, new_rfc
 
 URL = "/v2/clients"

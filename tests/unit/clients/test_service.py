@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import insert, update
 
 from app.auth.principal import Principal
-from app.clients import validation as v
+from app.clients import validation
 from app.clients.ids import new_client_id
 from app.clients.service import ClientService, ListFields, entity_tag
 from app.clients.types import (
@@ -29,7 +29,7 @@ from app.core.errors import (
     ValidationFailed,
 )
 from app.db.database import Database
-from app.db.tables import Client as ClientRow
+from app.db.tables import ClientRow
 from tests.support import Key, add_invoice, add_payment, new_rfc
 
 
@@ -68,7 +68,7 @@ async def insert_raw(db: Database, who: Principal, **columns: Any) -> str:
         "state": None,
         "zip_code": None,
         "country": None,
-        "search_text": v.search_text(name, None),
+        "search_text": validation.search_text(name, None),
         "created_at": now,
         "updated_at": now,
         **columns,
