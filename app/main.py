@@ -22,6 +22,7 @@ from app.core.logs import configure_logging
 from app.db.migrate import is_at_head
 from app.http.deps import Services
 from app.http.edge import EdgeMiddleware, error_body
+from app.http.ui import mount_ui
 from app.rest.errors import domain_error_response
 
 log = logging.getLogger("clients")
@@ -130,7 +131,7 @@ def create_app(settings: Settings | None = None) -> Any:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by app.http.ui from the packaged assets
         redoc_url=None,
         # `/v2/clients/` is an unknown route (404), not a redirect to `/v2/clients`.
         redirect_slashes=False,
@@ -221,6 +222,7 @@ def create_app(settings: Settings | None = None) -> Any:
 
     app.include_router(clients_router)
     _document_errors_only_as_they_are(app)
+    mount_ui(app)
 
     from schema.endpoint import mount_graphql
 

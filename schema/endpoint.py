@@ -19,7 +19,6 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import HTMLResponse
 from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -27,13 +26,13 @@ from strawberry.extensions import (
     ParserCache,
     ValidationCache,
 )
-from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from app.core.config import Settings
 from app.core.errors import DomainError, ValidationFailed
 from app.http.deps import authenticate, services
+from app.http.ui import graphiql_page
 from schema import GatewaySchema, build_schema
 from schema.context import Context
 from schema.fast import FastPath
@@ -143,17 +142,6 @@ def _document_error(message: str) -> Response:
     return Response(orjson.dumps(body), status_code=200, media_type="application/json")
 
 
-def _ide_page() -> str:
-    html = get_graphql_ide_html("graphiql")
-    # Start GraphiQL with the header every request needs, ready to fill in.
-    hint = orjson.dumps({"Authorization": "Bearer <your API key>"}).decode()
-    return html.replace(
-        "React.createElement(GraphiQL, {",
-        f"React.createElement(GraphiQL, {{ defaultHeaders: {orjson.dumps(hint).decode()},",
-        1,
-    )
-
-
 def mount_graphql(app: FastAPI, settings: Settings) -> None:
     rules = document_rules(settings)
     schema = build_gateway_schema(settings, rules)
@@ -164,14 +152,13 @@ def mount_graphql(app: FastAPI, settings: Settings) -> None:
         )
     app.state.graphql_fast_path = fast  # None when off; its counters say what it answered
     production = settings.is_production
-    ide_html = None if production else _ide_page()
     router = APIRouter(tags=["graphql"])
 
     @router.get("/graphql", include_in_schema=False)
     async def graphql_get(request: Request) -> Response:
         accepts_html = "text/html" in request.headers.get("accept", "")
-        if ide_html is not None and accepts_html and "query" not in request.query_params:
-            return HTMLResponse(ide_html)
+        if not production and accepts_html and "query" not in request.query_params:
+            return graphiql_page(request)
         body = {
             "errors": [
                 {

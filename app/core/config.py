@@ -12,6 +12,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path(os.environ.get("VAR_DIR", "./var"))
+# The development team and the file holding its key (`python -m app dev-key` writes it; the
+# GraphiQL page reads it in development).
+DEV_TEAM = "development"
+DEV_KEY_FILE = VAR_DIR / "dev-api-key"
 
 
 class Settings(BaseSettings):

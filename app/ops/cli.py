@@ -9,10 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from app.core.config import VAR_DIR, Settings, get_settings
-
-DEV_TEAM = "development"
-DEV_KEY_FILE = VAR_DIR / "dev-api-key"
+from app.core.config import DEV_KEY_FILE, DEV_TEAM, VAR_DIR, Settings, get_settings
 
 
 class CliError(Exception):
