@@ -1,5 +1,6 @@
 # Sourced by scripts/serve and scripts/test: create .venv if missing and install the
-# project (again only when pyproject.toml changed since the last install).
+# project with the exact versions of constraints.txt (again only when pyproject.toml or
+# constraints.txt changed since the last install; scripts/lock refreshes constraints.txt).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
@@ -14,10 +15,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=".venv/.installed${extras:+-$extras}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   echo "installing the project${extras:+ with [$extras]} into .venv" >&2
   .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
-  .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
+  .venv/bin/python -m pip install --quiet -c constraints.txt -e ".${extras:+[$extras]}"
   touch "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"

@@ -5,6 +5,7 @@ the development key only for a browser on this machine, and never able to break 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -168,9 +169,16 @@ def test_versions_are_pinned_with_their_licences() -> None:
 
 def test_the_wheel_ships_every_asset(tmp_path: Path) -> None:
     """`pip install .` serves working pages: the built wheel holds every asset file."""
+    # Built from a copy, so that no build/ or egg-info is left in the work tree.
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("app", "schema"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     build = ["pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)]
     subprocess.run(
-        [sys.executable, "-m", *build, str(ROOT)],
+        [sys.executable, "-m", *build, str(source)],
         check=True,
         capture_output=True,
     )
