@@ -29,6 +29,7 @@ from app.core.clock import format_timestamp
 from app.core.errors import DuplicateRfc, PreconditionFailed, UnsupportedMediaType, ValidationFailed
 from app.http.deps import client_service, principal, services
 from app.platform.idempotency import DoNotStore, Outcome, Recorder, fingerprint
+from app.rest import patterns
 from app.rest.errors import domain_error_response
 from app.rest.schemas import (
     ClientCreateBody,
@@ -317,21 +318,59 @@ async def list_clients(
         Query(description="0..10,000", json_schema_extra={"minimum": 0, "maximum": 10_000}),
     ] = None,
     name: Annotated[
-        str | None, Query(max_length=300, description="Partial, case- and accent-insensitive")
+        str | None,
+        Query(
+            max_length=v.SEARCH_MAX,
+            description="Partial, case- and accent-insensitive, on name or legalName",
+            examples=["mexico"],
+            json_schema_extra={"pattern": patterns.TEXT},
+        ),
     ] = None,
-    rfc: Annotated[str | None, Query(max_length=64, description="Exact RFC")] = None,
+    rfc: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Exact RFC (normalised as on create)",
+            json_schema_extra={"pattern": patterns.TEXT},
+        ),
+    ] = None,
     email: Annotated[
-        str | None, Query(max_length=254, description="Exact, case-insensitive")
+        str | None,
+        Query(
+            max_length=v.EMAIL_MAX,
+            description="Exact, case-insensitive",
+            json_schema_extra={"pattern": patterns.TEXT},
+        ),
     ] = None,
     from_: Annotated[
-        str | None, Query(alias="from", max_length=64, description="ISO 8601 date or date-time")
+        str | None,
+        Query(
+            alias="from",
+            max_length=64,
+            description="ISO 8601 date or date-time (UTC when it has no offset), inclusive; "
+            "not after `to`",
+            examples=["2024-01-15"],
+            json_schema_extra={"pattern": patterns.DATE_BOUND},
+        ),
     ] = None,
     to: Annotated[
         str | None,
-        Query(max_length=64, description="ISO 8601; a date-only value covers the whole day"),
+        Query(
+            max_length=64,
+            description="ISO 8601, inclusive; a date-only value covers the whole day",
+            examples=["2024-01-31T23:59:59Z"],
+            json_schema_extra={"pattern": patterns.DATE_BOUND},
+        ),
     ] = None,
     next_: Annotated[
-        str | None, Query(alias="next", max_length=2048, description="Token from a previous page")
+        str | None,
+        Query(
+            alias="next",
+            max_length=2048,
+            description="The `next` token of a previous page, as it was given (it carries the "
+            "whole query: only `limit` may come with it)",
+            json_schema_extra={"pattern": r"^[A-Za-z0-9_\-.=]+$"},
+        ),
     ] = None,
 ) -> Response:
     _check_query(request)

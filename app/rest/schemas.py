@@ -4,14 +4,19 @@ errors are reported at once) lives in the service."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from app.clients import validation as v
+from app.rest import patterns
+
 _FORBID = ConfigDict(extra="forbid")
+Schema = dict[str, Any]
 
 
-def not_null(schema: dict[str, Any]) -> None:
+def not_null(schema: Schema) -> None:
     """Documents an optional field as never null: the model takes null only so that the 400
     names the field, which a request cannot usefully send."""
     variants = schema.pop("anyOf", None)
@@ -19,18 +24,81 @@ def not_null(schema: dict[str, Any]) -> None:
         schema.update(next(v for v in variants if v.get("type") != "null"))
 
 
-class AddressBody(BaseModel):
-    model_config = _FORBID
+def documented(*, nullable: bool = True, **constraints: Any) -> Callable[[Schema], None]:
+    """JSON Schema constraints of a string field, for /openapi.json only: pydantic does not
+    enforce them (the service checks every rule and reports all bad fields at once).
+    `nullable=False` documents the field as never null (see `not_null`)."""
 
-    street: StrictStr | None = Field(None, examples=["Av. Insurgentes Sur 123"])
-    city: StrictStr | None = Field(None, examples=["Ciudad de México"])
-    state: StrictStr | None = Field(None, examples=["CDMX"])
+    def apply(schema: Schema) -> None:
+        variants = schema.get("anyOf")
+        target = next(x for x in variants if x.get("type") != "null") if variants else schema
+        target.update(constraints)
+        if not nullable:
+            not_null(schema)
+
+    return apply
+
+
+def text(max_length: int, **more: Any) -> Callable[[Schema], None]:
+    """An optional text: no control characters, at most `max_length` once trimmed; null or
+    blank clears."""
+    return documented(pattern=patterns.bounded_text(max_length), **more)
+
+
+_RFC: Schema = {"minLength": 12, "maxLength": 13, "pattern": patterns.RFC}
+# An address, or blank (unset).
+_EMAIL: Schema = {
+    "anyOf": [{"format": "email", "maxLength": v.EMAIL_MAX}, {"pattern": patterns.BLANK}]
+}
+# The read-only fields of a client as returned: accepted and ignored (`readOnly`), so that a
+# client read with GET can be sent back.
+_READ_ONLY: Schema = {"readOnly": True}
+
+
+class AddressBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            # zipCode is five digits when country is absent, blank or names Mexico.
+            "if": {
+                "properties": {
+                    "country": {
+                        "anyOf": [
+                            {"type": "null"},
+                            {"type": "string", "pattern": patterns.COUNTRY_MEXICO},
+                        ]
+                    }
+                }
+            },
+            "then": {
+                "properties": {
+                    "zipCode": {
+                        "anyOf": [{"type": "null"}, {"type": "string", "pattern": patterns.ZIP_MX}]
+                    }
+                }
+            },
+        },
+    )
+
+    street: StrictStr | None = Field(
+        None, examples=["Av. Insurgentes Sur 123"], json_schema_extra=text(v.ADDRESS_FIELD_MAX)
+    )
+    city: StrictStr | None = Field(
+        None, examples=["Ciudad de México"], json_schema_extra=text(v.ADDRESS_FIELD_MAX)
+    )
+    state: StrictStr | None = Field(
+        None, examples=["CDMX"], json_schema_extra=text(v.ADDRESS_FIELD_MAX)
+    )
     zipCode: StrictStr | None = Field(
         None,
-        description="Five digits for an address in Mexico",
+        description="Five digits for an address in Mexico (country absent or México, Mexico, "
+        "MX, MEX in any case, with or without accents)",
         examples=["03100"],
+        json_schema_extra=text(v.ADDRESS_FIELD_MAX),
     )
-    country: StrictStr | None = Field(None, examples=["México"])
+    country: StrictStr | None = Field(
+        None, examples=["México"], json_schema_extra=text(v.ADDRESS_FIELD_MAX)
+    )
 
 
 class ClientRefBody(BaseModel):
@@ -38,43 +106,83 @@ class ClientRefBody(BaseModel):
 
     model_config = _FORBID
 
-    rfc: StrictStr | None = Field(None)
-    email: StrictStr | None = Field(None)
+    rfc: StrictStr | None = Field(None, json_schema_extra=documented(nullable=False, **_RFC))
+    email: StrictStr | None = Field(None, json_schema_extra=documented(**_EMAIL))
+
+
+def _given_once(field: str) -> Schema:
+    """`field` at the top level or in `client`, not both (both are accepted when equal, which
+    no schema can say)."""
+    return {"not": {"required": [field, "client"], "properties": {"client": {"required": [field]}}}}
 
 
 class _ClientBody(BaseModel):
     # null is accepted by the model only so that the service names the field in its 400
     # ("Name is required"); the schema says what a request may send: a string.
     name: StrictStr | None = Field(
-        None, description="Display name, 1..300", json_schema_extra=not_null
+        None,
+        description="Display name, 1..300 characters once trimmed",
+        examples=["Cliente Example"],
+        json_schema_extra=documented(nullable=False, pattern=patterns.non_blank_text(v.NAME_MAX)),
     )
     rfc: StrictStr | None = Field(
         None,
-        description="RFC: 12 (persona moral) or 13 (persona física)",
-        json_schema_extra=not_null,
+        description="RFC as SAT defines it: 12 characters (persona moral) or 13 (persona "
+        "física), the six digits a real date. Lower case, spaces and hyphens are accepted too "
+        "and normalised away. The check digit is reported as rfcCheckDigitValid, not required.",
+        examples=["MAB9307148T4"],
+        json_schema_extra=documented(nullable=False, **_RFC),
     )
-    legalName: StrictStr | None = Field(None, description="Up to 300")
-    email: StrictStr | None = Field(None, description="Up to 254")
-    phone: StrictStr | None = Field(None, description="A possible phone number; Mexico by default")
+    legalName: StrictStr | None = Field(
+        None,
+        description="Up to 300 characters once trimmed",
+        examples=["Cliente Example S.A. de C.V."],
+        json_schema_extra=text(v.LEGAL_NAME_MAX),
+    )
+    email: StrictStr | None = Field(
+        None,
+        description="An address by syntax (no DNS look-up), up to 254 characters",
+        examples=["cliente@example.com"],
+        json_schema_extra=documented(**_EMAIL),
+    )
+    phone: StrictStr | None = Field(
+        None,
+        description="A Mexican number (ten digits, optionally after +52); any number possible "
+        "for its country, in international form, is accepted too (up to 40 characters).",
+        examples=["+52 55 1234 5678"],
+        json_schema_extra=documented(pattern=patterns.PHONE_MX),
+    )
     address: AddressBody | None = None
     client: ClientRefBody | None = Field(
         None,
         description="Alias of the top-level rfc and email (null is a 400)",
         json_schema_extra=not_null,
     )
-    # Read-only fields of a client as returned: accepted and ignored, so a GET can be sent back.
-    id: Any = Field(None, description="Read-only; ignored")
-    timestamp: Any = Field(None, description="Read-only; ignored")
-    updatedAt: Any = Field(None, description="Read-only; ignored")
-    livemode: Any = Field(None, description="Read-only; ignored")
-    rfcCheckDigitValid: Any = Field(None, description="Read-only; ignored")
+    id: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
+    timestamp: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
+    updatedAt: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
+    livemode: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
+    rfcCheckDigitValid: Any = Field(
+        None, description="Read-only; ignored", json_schema_extra=_READ_ONLY
+    )
 
 
 class ClientCreateBody(_ClientBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "required": ["name", "rfc"],
+            "required": ["name"],
+            "allOf": [
+                # rfc is required, at the top level or as client.rfc.
+                {
+                    "anyOf": [
+                        {"required": ["rfc"]},
+                        {"required": ["client"], "properties": {"client": {"required": ["rfc"]}}},
+                    ]
+                },
+                _given_once("rfc"),
+                _given_once("email"),
+            ],
             "examples": [
                 {
                     "name": "Cliente Example",
@@ -100,7 +208,10 @@ class ClientUpdateBody(_ClientBody):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"email": "nuevo-email@example.com"}]},
+        json_schema_extra={
+            "allOf": [_given_once("rfc"), _given_once("email")],
+            "examples": [{"email": "nuevo-email@example.com"}],
+        },
     )
 
 
