@@ -135,6 +135,9 @@ def create_app(settings: Settings | None = None) -> Any:
         redoc_url=None,
         # `/v2/clients/` is an unknown route (404), not a redirect to `/v2/clients`.
         redirect_slashes=False,
+        # operationId = the handler's name (`create_client`, `list_clients`, …): what
+        # generated clients name their functions after.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.services = services
     if settings.cors_origin_list:

@@ -231,15 +231,29 @@ class ClientRefOut(BaseModel):
     email: str | None
 
 
+_TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
+
+
 class ClientOut(BaseModel):
-    id: str = Field(examples=["client_01JD0Q5Z8X3V2N7K4M6P9R1T2W"])
+    id: str = Field(
+        examples=["client_01JD0Q5Z8X3V2N7K4M6P9R1T2W"],
+        json_schema_extra={"pattern": r"^client_[0-7][0-9A-HJKMNP-TV-Z]{25}$"},
+    )
     name: str
     legalName: str | None
     client: ClientRefOut
     phone: str | None
     address: AddressOut | None
-    timestamp: str = Field(description="Creation time, UTC, ISO 8601 with milliseconds")
-    updatedAt: str
+    timestamp: str = Field(
+        description="Creation time, UTC, ISO 8601 with milliseconds",
+        examples=["2024-01-15T10:30:00.000Z"],
+        json_schema_extra={"format": "date-time", "pattern": _TIMESTAMP},
+    )
+    updatedAt: str = Field(
+        description="Last change, UTC, ISO 8601 with milliseconds (the ETag's time)",
+        examples=["2024-01-15T10:30:00.000Z"],
+        json_schema_extra={"format": "date-time", "pattern": _TIMESTAMP},
+    )
     livemode: bool
     rfcCheckDigitValid: bool
 
