@@ -22,6 +22,7 @@ from app.core.logs import configure_logging
 from app.db.migrate import is_at_head
 from app.http.deps import Services
 from app.http.edge import EdgeMiddleware, error_body
+from app.http.metrics import instrument_pools, mount_metrics
 from app.http.ui import mount_ui
 from app.rest.errors import domain_error_response
 
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Any:
         generate_unique_id_function=lambda route: route.name,
     )
     app.state.services = services
+    instrument_pools(services)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -226,6 +228,7 @@ def create_app(settings: Settings | None = None) -> Any:
     app.include_router(clients_router)
     _document_errors_only_as_they_are(app)
     mount_ui(app)
+    mount_metrics(app, settings)
 
     from schema.endpoint import mount_graphql
 

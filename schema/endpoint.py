@@ -31,6 +31,7 @@ from strawberry.types.graphql import OperationType
 
 from app.core.config import Settings
 from app.core.errors import DomainError, ValidationFailed
+from app.http import metrics
 from app.http.deps import authenticate, services
 from app.http.ui import graphiql_page
 from schema import GatewaySchema, build_schema
@@ -203,6 +204,7 @@ def mount_graphql(app: FastAPI, settings: Settings) -> None:
         context = Context(principal=principal, services=services(request))
         if fast is not None and (plan := fast.plan(query, operation_name)) is not None:
             data = await fast.run(plan, context, variables)
+            metrics.fast_path(answered=data is not None)
             if data is not None:
                 return _json_response({"data": data})
             # Not answered there (a bad argument, say): the standard path answers, errors too.

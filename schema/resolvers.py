@@ -16,6 +16,7 @@ from app.clients.types import Client as DomainClient
 from app.clients.types import ClientFilter as DomainFilter
 from app.clients.types import Position, client_from_json, client_to_json
 from app.core.errors import DuplicateRfc, ValidationFailed
+from app.http import metrics
 from app.platform.idempotency import DoNotStore, Outcome, Recorder, check_key, fingerprint
 from schema.context import Context
 from schema.errors import (
@@ -195,6 +196,8 @@ class Mutation:
             fingerprint=fingerprint("graphql createClient", asdict(data)),
             work=work,
         )
+        if outcome.replayed:
+            metrics.idempotent_replay()
         kept = orjson.loads(outcome.body)
         if "duplicate" in kept:
             raise DuplicateRfc(kept["duplicate"]["rfc"], kept["duplicate"]["id"])

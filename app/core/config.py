@@ -63,6 +63,10 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Bearer token of GET /metrics. Development: /metrics is public unless it is set.
+    # Production: /metrics does not exist (404) until it is set.
+    metrics_token: str | None = None
+
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"

@@ -13,6 +13,7 @@ from app.clients.types import Principal
 from app.core.config import Settings
 from app.core.errors import RateLimited
 from app.db.database import Database
+from app.http import metrics
 from app.platform.idempotency import IdempotencyService
 from app.platform.ratelimit import RateLimiter, build_rate_limiter
 
@@ -58,6 +59,7 @@ async def authenticate(request: Request) -> Principal:
         decision = await svc.limiter.hit(who.key_id)
         request.state.ratelimit = decision  # the edge adds the RateLimit-* headers
         if not decision.allowed:
+            metrics.rate_limited()
             raise RateLimited(decision.retry_after)
     return who
 

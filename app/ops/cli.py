@@ -41,6 +41,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # Before anything imports prometheus-client: workers then write their metrics to files
+    # that /metrics adds up (app/http/metrics.py).
+    from app.http.metrics import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir(VAR_DIR)
     import uvicorn
 
     from app.core.logs import configure_logging

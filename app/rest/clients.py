@@ -27,6 +27,7 @@ from app.clients.types import (
 )
 from app.core.clock import format_timestamp
 from app.core.errors import DuplicateRfc, PreconditionFailed, UnsupportedMediaType, ValidationFailed
+from app.http import metrics
 from app.http.deps import client_service, principal, services
 from app.platform.idempotency import DoNotStore, Outcome, Recorder, fingerprint
 from app.rest import patterns
@@ -283,6 +284,7 @@ async def create_client(
     headers = dict(outcome.headers)
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"
+        metrics.idempotent_replay()
     return Response(
         outcome.body.encode(),
         status_code=outcome.status,
