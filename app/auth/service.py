@@ -54,6 +54,8 @@ class ApiKeyInfo:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    # Set by `revoke` when the key had been revoked before (nothing changed).
+    already_revoked: bool = False
 
 
 class ApiKeyService:
@@ -116,7 +118,8 @@ class ApiKeyService:
             key = (await session.execute(select(ApiKey).where(cond))).scalar_one_or_none()
             if key is None:
                 return None
-            if key.revoked_at is None:
+            already_revoked = key.revoked_at is not None
+            if not already_revoked:
                 key.revoked_at = _now()
             team = (
                 await session.execute(select(Team.name).where(Team.id == key.team_id))
@@ -129,6 +132,7 @@ class ApiKeyService:
                 key.created_at,
                 key.last_used_at,
                 key.revoked_at,
+                already_revoked,
             )
 
     async def authenticate(self, authorization: str | None) -> Principal:

@@ -69,9 +69,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not settings.is_production:
         print(f"  GraphiQL:  {base}/graphql", flush=True)
     print(f"  REST docs: {base}/docs", flush=True)
+    from app.http.protocol import server_protocol
+
     uvicorn.run(
         "app.main:create_app",
         factory=True,
+        http=server_protocol(),
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -136,6 +139,12 @@ def cmd_revoke_api_key(args: argparse.Namespace) -> int:
             info = await ApiKeyService(db).revoke(args.key_or_id.strip())
             if info is None:
                 raise CliError("no such API key")
+            if info.already_revoked:
+                print(
+                    f"key id={info.id} ({info.prefix}…) of team {info.team!r} was already "
+                    f"revoked on {_t(info.revoked_at)} UTC: nothing changed"
+                )
+                return 0
             print(f"revoked key id={info.id} ({info.prefix}…) of team {info.team!r}")
             return 0
 
@@ -204,41 +213,52 @@ def _safe_url(url: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description=__doc__,
+        epilog="Settings come from the environment or ./.env (see .env.example).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("serve", help="migrate, then serve HTTP")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1)
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, description=summary, formatter_class=formatter)
+
+    p = command("serve", "migrate, then serve HTTP (GraphQL, REST, docs, /metrics)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    p.add_argument("--port", type=int, default=8000, help="TCP port")
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
     p.set_defaults(fn=cmd_serve)
 
-    p = sub.add_parser("migrate", help="Alembic upgrade to head on DATABASE_URL")
+    p = command("migrate", "Alembic upgrade to head on DATABASE_URL")
     p.set_defaults(fn=cmd_migrate)
 
-    p = sub.add_parser("create-api-key", help="create a key (and the team if new)")
-    p.add_argument("--team", required=True)
-    p.add_argument("--mode", choices=["live", "test"], default="live")
+    p = command("create-api-key", "create a key (and the team if new); the key is printed last")
+    p.add_argument("--team", required=True, help="team name")
+    p.add_argument("--mode", choices=["live", "test"], default="live", help="key mode")
     p.set_defaults(fn=cmd_create_api_key)
 
-    p = sub.add_parser("list-api-keys", help="list keys (never the keys themselves)")
-    p.add_argument("--team")
+    p = command("list-api-keys", "list keys: ids, prefixes, teams, modes, use (never a key)")
+    p.add_argument("--team", help="only this team's keys (default: every team)")
     p.set_defaults(fn=cmd_list_api_keys)
 
-    p = sub.add_parser("revoke-api-key", help="revoke a key by full key or id")
-    p.add_argument("key_or_id", metavar="KEY_OR_ID")
+    p = command(
+        "revoke-api-key",
+        "revoke a key at once, on every worker (a revoked key: says so, exit 0; unknown: exit 1)",
+    )
+    p.add_argument("key_or_id", metavar="KEY_OR_ID", help="the full key, or an id from the list")
     p.set_defaults(fn=cmd_revoke_api_key)
 
-    p = sub.add_parser("export-schema", help="print the GraphQL SDL")
+    p = command("export-schema", "print the GraphQL SDL")
     p.set_defaults(fn=cmd_export_schema)
 
-    p = sub.add_parser("seed", help="load synthetic clients")
-    p.add_argument("--clients", type=int, required=True)
-    p.add_argument("--team", default="seed")
-    p.add_argument("--mode", choices=["live", "test"], default="live")
+    p = command("seed", "load synthetic clients (by default where the development key sees them)")
+    p.add_argument("--clients", type=int, required=True, help="how many")
+    p.add_argument("--team", default=DEV_TEAM, help="team name (created if new)")
+    p.add_argument("--mode", choices=["live", "test"], default="test", help="clients' mode")
     p.set_defaults(fn=cmd_seed)
 
-    p = sub.add_parser("dev-key", help="make sure a development team and key exist")
+    p = command("dev-key", f"make sure a development key exists (kept in {DEV_KEY_FILE})")
     p.set_defaults(fn=cmd_dev_key)
     return parser
 
@@ -247,12 +267,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: int = args.fn(args)
+        sys.stdout.flush()  # here, where a closed pipe is handled, not at interpreter exit
         return result
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): what it wanted was printed. Point stdout at
+        # /dev/null so that flushing it at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as exc:  # a clean message, not a trace, for operators
         if os.environ.get("DEBUG"):
             raise
