@@ -10,8 +10,9 @@ import sys
 
 from sqlalchemy import select
 
+from app.auth.principal import Principal
 from app.clients.repository import SELECT_COLUMNS, c, row_position
-from app.clients.types import ClientFilter, Principal
+from app.clients.types import ClientFilter
 from app.core.clock import format_timestamp
 from app.core.config import Settings
 from app.db.tables import Team

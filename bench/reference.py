@@ -14,9 +14,9 @@ import orjson
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import select
 
+from app.auth.principal import Principal
 from app.clients.pagination import TokenSigner, position_to_json
 from app.clients.repository import SELECT_COLUMNS, c, counters, row_position, row_to_client
-from app.clients.types import Principal
 from app.core.config import get_settings
 from app.db.database import Database
 from app.db.tables import ApiKey

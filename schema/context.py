@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.clients.types import Principal
+from app.auth.principal import Principal
 from app.http.deps import Services
 
 

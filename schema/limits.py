@@ -23,8 +23,10 @@ from graphql import (
 from strawberry.extensions.max_aliases import create_validator as aliases_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 
+from app.clients.service import DEFAULT_LIMIT, MAX_LIMIT
+
 # List fields and the argument that sizes them, with its default and maximum.
-PAGED_FIELDS = {"clients": ("first", 20, 100)}
+PAGED_FIELDS = {"clients": ("first", DEFAULT_LIMIT, MAX_LIMIT)}
 
 
 def cost_validator(budget: int) -> type[ValidationRule]:

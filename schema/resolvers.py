@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
 import orjson
 import strawberry
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clients.service import check_page_args, normalize_filter
+from app.clients.service import DEFAULT_LIMIT, ListFields
 from app.clients.types import Client as DomainClient
-from app.clients.types import ClientFilter as DomainFilter
-from app.clients.types import Position, client_from_json, client_to_json
-from app.core.errors import DuplicateRfc, ValidationFailed
+from app.clients.types import client_from_json, client_to_json
+from app.core.errors import DuplicateRfc
 from app.http import metrics
-from app.platform.idempotency import DoNotStore, Outcome, Recorder, check_key, fingerprint
+from app.platform.idempotency import Outcome, fingerprint
 from schema.context import Context
 from schema.errors import (
     ClientInUseError,
@@ -44,42 +41,16 @@ DeleteClientResult = Annotated[
     strawberry.union("DeleteClientResult"),
 ]
 
-# Service names of list arguments → GraphQL argument paths, for top-level error fields.
-_ARGUMENT_NAMES = {
-    "limit": "first",
-    "offset": "offset",
-    "after": "after",
-    "name": "filter.name",
-    "rfc": "filter.rfc",
-    "email": "filter.email",
-    "created_from": "filter.createdFrom",
-    "created_to": "filter.createdTo",
-}
-
-
-def _check_arguments(
-    ctx: Context, filters: DomainFilter, first: int, after: str | None, offset: int
-) -> Position | None:
-    """The position `after` names; every bad argument at once (ValidationFailed) otherwise."""
-    errors: dict[str, str] = {}
-    position = None
-    try:
-        if after is not None:
-            position = ctx.services.clients.parse_cursor(ctx.principal, after)
-    except ValidationFailed as exc:
-        errors.update(exc.fields)
-    checks: tuple[Callable[[], object], ...] = (
-        lambda: check_page_args(limit=first, offset=offset),
-        lambda: normalize_filter(filters),
-    )
-    for check in checks:
-        try:
-            check()
-        except ValidationFailed as exc:
-            errors.update(exc.fields)
-    if errors:
-        raise ValidationFailed({_ARGUMENT_NAMES.get(k, k): m for k, m in errors.items()})
-    return position
+# The list arguments as this schema names them, so the service's errors name them so.
+LIST_FIELDS = ListFields(
+    limit="first",
+    after="after",
+    name="filter.name",
+    rfc="filter.rfc",
+    email="filter.email",
+    created_from="filter.createdFrom",
+    created_to="filter.createdTo",
+)
 
 
 # The bodies of the root fields, shared with schema/fast.py (which calls them with the
@@ -100,14 +71,13 @@ async def list_clients(
     offset: int | None = None,
 ) -> ClientConnection:
     service = ctx.services.clients
-    filters = filter.to_domain() if filter is not None else DomainFilter()
-    position = _check_arguments(ctx, filters, first, after, offset or 0)
     page = await service.list(
         principal=ctx.principal,
-        filters=filters,
+        filters=filter.to_domain() if filter is not None else None,
         limit=first,
-        offset=offset or 0,
-        after=position,
+        offset=offset,
+        after=after,
+        fields=LIST_FIELDS,
     )
     nodes = [Client.from_domain(c) for c in page.items]
     positions = page.positions
@@ -138,13 +108,21 @@ class Query:
         self,
         info: Info,
         filter: ClientFilter | None = None,
-        first: int = 20,
+        first: int = DEFAULT_LIMIT,
         after: str | None = None,
         offset: int | None = None,
     ) -> ClientConnection:
         return await list_clients(
             info.context, filter=filter, first=first, after=after, offset=offset
         )
+
+
+def _create_answer(result: DomainClient | DuplicateRfc) -> Outcome:
+    """What an idempotent createClient keeps for its retries: the client, or the refusal."""
+    if isinstance(result, DuplicateRfc):
+        kept = {"duplicate": {"rfc": result.rfc, "id": result.existing_client_id}}
+        return Outcome(409, orjson.dumps(kept).decode(), {})
+    return Outcome(200, orjson.dumps({"client": client_to_json(result)}).decode(), {})
 
 
 @strawberry.type
@@ -169,32 +147,13 @@ class Mutation:
             return Client.from_domain(
                 await ctx.services.clients.create(principal=ctx.principal, data=data)
             )
-
-        def answer(client: DomainClient) -> Outcome:
-            return Outcome(200, orjson.dumps({"client": client_to_json(client)}).decode(), {})
-
-        async def work(recorder: Recorder) -> Outcome:
-            async def keep(session: AsyncSession, client: DomainClient) -> None:
-                # Recorded in the creating transaction: the client and its answer commit
-                # together.
-                await recorder.record(session, answer(client))
-
-            try:
-                created = await ctx.services.clients.create(
-                    principal=ctx.principal, data=data, on_created=keep
-                )
-            except DuplicateRfc as exc:  # an answer, kept like a success
-                kept = {"duplicate": {"rfc": exc.rfc, "id": exc.existing_client_id}}
-                return Outcome(409, orjson.dumps(kept).decode(), {})
-            except ValidationFailed as exc:  # not kept: a corrected retry may reuse the key
-                raise DoNotStore(exc) from None
-            return answer(created)
-
-        outcome = await ctx.services.idempotency.run(
+        outcome = await ctx.services.clients.create_idempotent(
             principal=ctx.principal,
-            key=check_key(idempotency_key, field="idempotencyKey"),
-            fingerprint=fingerprint("graphql createClient", asdict(data)),
-            work=work,
+            data=data,
+            key=idempotency_key,
+            key_field="idempotencyKey",
+            request_fingerprint=fingerprint("graphql createClient", asdict(data)),
+            answer=_create_answer,
         )
         if outcome.replayed:
             metrics.idempotent_replay()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import strawberry
 
+from app.auth.principal import Principal
 from app.clients import types as domain
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class ClientConnection:
     nodes: list[Client]
     page_info: PageInfo
     _page: strawberry.Private[domain.ClientPage]
-    _principal: strawberry.Private[domain.Principal]
+    _principal: strawberry.Private[Principal]
 
     def make_edges(self, service: ClientService) -> list[ClientEdge]:
         """`edges`, for the resolver below and for schema/fast.py."""

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import insert, select
 from stdnum.mx import rfc as stdnum_rfc
 
+from app.auth.principal import Principal
 from app.auth.service import ApiKeyService
-from app.clients.types import Principal
 from app.db.database import Database
 from app.db.tables import Client as ClientRow
 from app.db.tables import Invoice, Payment

@@ -14,13 +14,14 @@ import re
 import secrets
 import string
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.clients.types import Principal
+from app.auth.principal import Principal
+from app.core import clock
 from app.core.errors import Unauthorized
 from app.db.database import Database
 from app.db.tables import ApiKey, Team
@@ -29,11 +30,6 @@ _ALPHABET = string.ascii_letters + string.digits
 _RANDOM_CHARS = 32  # 32 * log2(62) ≈ 190 bits
 KEY_RE = re.compile(r"^sk_(live|test)_[A-Za-z0-9]{32}$")
 LAST_USED_EVERY = timedelta(minutes=1)
-
-
-def _now() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def hash_key(key: str) -> str:
@@ -68,7 +64,7 @@ class ApiKeyService:
         async with self.db.write() as session:
             await session.execute(
                 insert(Team)
-                .values(name=name, created_at=_now())
+                .values(name=name, created_at=clock.now())
                 .on_conflict_do_nothing(index_elements=["name"])
             )
             return (await session.execute(select(Team.id).where(Team.name == name))).scalar_one()
@@ -79,7 +75,7 @@ class ApiKeyService:
             raise ValueError("team name must be 1..200 characters")
         team_id = await self.team_id(name)
         key = generate_key(livemode)
-        now = _now()
+        now = clock.now()
         async with self.db.write() as session:
             row = ApiKey(
                 team_id=team_id,
@@ -120,7 +116,7 @@ class ApiKeyService:
                 return None
             already_revoked = key.revoked_at is not None
             if not already_revoked:
-                key.revoked_at = _now()
+                key.revoked_at = clock.now()
             team = (
                 await session.execute(select(Team.name).where(Team.id == key.team_id))
             ).scalar_one()
@@ -164,7 +160,7 @@ class ApiKeyService:
             raise Unauthorized("Unknown or revoked API key")
         if row.revoked_at is not None:
             raise Unauthorized("Unknown or revoked API key")
-        now = _now()
+        now = clock.now()
         if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
             await self._touch(row.id, now)
         return Principal(team_id=row.team_id, livemode=row.livemode, key_id=row.id)

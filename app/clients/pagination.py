@@ -13,7 +13,8 @@ import hmac
 import json
 from typing import Any
 
-from app.clients.types import Position, Principal
+from app.auth.principal import Principal
+from app.clients.types import Position
 
 _MAX_TOKEN = 2048
 

@@ -4,7 +4,7 @@ else; unique and foreign-key violations become domain-neutral exceptions here, p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.search import name_search
 from app.clients.types import Address, Client, Position
+from app.core.clock import from_ms, to_ms
 from app.db.database import driver_error, sqlstate
 from app.db.tables import Client as ClientRow
 from app.db.tables import ClientCounter, Invoice, Payment
@@ -58,16 +59,6 @@ SELECT_COLUMNS = (
     c.created_at,
     c.updated_at,
 )
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_ms(value: datetime) -> int:
-    return (value - EPOCH) // timedelta(milliseconds=1)
-
-
-def from_ms(ms: int) -> datetime:
-    return EPOCH + timedelta(milliseconds=ms)
 
 
 class RfcTaken(Exception):

@@ -3,14 +3,16 @@ optimistic concurrency and pagination. REST and GraphQL call this and nothing be
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from functools import partial
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.principal import Principal
 from app.clients import validation as v
 from app.clients.ids import is_client_id, new_client_id
 from app.clients.pagination import (
@@ -24,10 +26,8 @@ from app.clients.repository import (
     RfcTaken,
     SearchFilter,
     StillReferenced,
-    from_ms,
     row_position,
     row_to_client,
-    to_ms,
 )
 from app.clients.types import (
     UNSET,
@@ -38,9 +38,11 @@ from app.clients.types import (
     ClientPage,
     ClientPatch,
     NewClient,
+    Patch,
     Position,
-    Principal,
 )
+from app.core import clock
+from app.core.clock import from_ms, to_ms
 from app.core.errors import (
     ClientInUse,
     ClientNotFound,
@@ -49,15 +51,43 @@ from app.core.errors import (
     ValidationFailed,
 )
 from app.db.database import Database
+from app.platform.idempotency import DoNotStore, IdempotencyService, Outcome, Recorder
 
+DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000
 T = TypeVar("T")
 
 
-def now_utc() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+@dataclass(frozen=True, slots=True)
+class ListFields:
+    """What each list argument is called where the caller wrote it, so that every error names
+    it as sent: REST's query parameters (the default); GraphQL names its own arguments."""
+
+    limit: str = "limit"
+    offset: str = "offset"
+    after: str = "after"
+    next: str = "next"
+    name: str = "name"
+    rfc: str = "rfc"
+    email: str = "email"
+    created_from: str = "from"
+    created_to: str = "to"
+
+
+REST_LIST_FIELDS = ListFields()
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """A list's arguments once checked: the filter (bounds parsed), what the repository runs,
+    and where the page starts."""
+
+    filters: ClientFilter
+    search: SearchFilter
+    limit: int
+    offset: int
+    after: Position | None
 
 
 class _Errors:
@@ -135,16 +165,6 @@ def _patch_values(current: Client, patch: ClientPatch) -> dict[str, Any]:
     country changes), so a stored client always stays editable."""
     errors = _Errors()
     changes: dict[str, Any] = {}
-
-    def changed(field: str, raw: object, stored: Any, check: Callable[[Any], Any]) -> Any:
-        """The new value of a field, or `stored` when it is absent, unchanged or invalid."""
-        if raw is UNSET:
-            return stored
-        cleaned = errors.run(field, lambda: v.clean_text(raw), stored)  # type: ignore[arg-type]
-        if field in errors.fields or cleaned == stored:
-            return stored
-        return errors.run(field, lambda: check(raw), stored)
-
     for field, column, check in (
         ("name", "name", v.check_name),
         ("legalName", "legal_name", _max(v.LEGAL_NAME_MAX)),
@@ -152,45 +172,70 @@ def _patch_values(current: Client, patch: ClientPatch) -> dict[str, Any]:
         ("phone", "phone", v.check_phone),
     ):
         stored = getattr(current, column)
-        new = changed(field, getattr(patch, column), stored, check)
+        new = _changed(errors, field, getattr(patch, column), stored, check)
         if new != stored:
             changes[column] = new
-
-    if patch.rfc is not UNSET:
-        raw_rfc = patch.rfc
-        stored_rfc: str | None = current.rfc
-        cleaned = errors.run("rfc", lambda: v.clean_text(raw_rfc), stored_rfc)
-        if "rfc" not in errors.fields and (
-            cleaned is None or v.normalize_rfc(cleaned) != current.rfc
-        ):
-            rfc, ok = errors.run("rfc", lambda: v.check_rfc(raw_rfc), (current.rfc, True))
-            if "rfc" not in errors.fields:
-                changes["rfc"] = rfc
-                changes["rfc_check_digit_valid"] = ok
-
+    changes.update(_rfc_changes(errors, current, patch.rfc))
     if patch.address is not UNSET:
-        stored_addr = current.address or Address()
-        addr_patch = patch.address if patch.address is not None else _CLEAR_ADDRESS
-        new_parts: dict[str, str | None] = {}
-        for attr, api in _ADDRESS_FIELDS:
-            stored = getattr(stored_addr, attr)
-            new = changed(
-                f"address.{api}", getattr(addr_patch, attr), stored, _max(v.ADDRESS_FIELD_MAX)
-            )
-            new_parts[attr] = new
-            if new != stored:
-                changes[attr] = new
-        zip_or_country = "zip_code" in changes or "country" in changes
-        if zip_or_country and "address.zipCode" not in errors.fields:
-            errors.run(
-                "address.zipCode",
-                lambda: v.check_zip(new_parts["zip_code"], new_parts["country"]),
-                None,
-            )
+        changes.update(_address_changes(errors, current.address, patch.address))
     errors.raise_if_any()
     if "name" in changes or "legal_name" in changes:
         changes.setdefault("name", current.name)
         changes.setdefault("legal_name", current.legal_name)
+    return changes
+
+
+def _changed(
+    errors: _Errors, field: str, raw: object, stored: Any, check: Callable[[Any], Any]
+) -> Any:
+    """The new value of a field, or `stored` when it is absent, unchanged or invalid."""
+    if raw is UNSET:
+        return stored
+    cleaned = errors.run(field, lambda: v.clean_text(raw), stored)  # type: ignore[arg-type]
+    if field in errors.fields or cleaned == stored:
+        return stored
+    return errors.run(field, lambda: check(raw), stored)
+
+
+def _rfc_changes(errors: _Errors, current: Client, raw_rfc: Patch[str]) -> dict[str, Any]:
+    """The RFC columns a patch changes: an RFC equal to the stored one once normalized is no
+    change (and is not checked again)."""
+    if raw_rfc is UNSET:
+        return {}
+    stored_rfc: str | None = current.rfc
+    cleaned = errors.run("rfc", lambda: v.clean_text(raw_rfc), stored_rfc)
+    if "rfc" in errors.fields or (cleaned is not None and v.normalize_rfc(cleaned) == current.rfc):
+        return {}
+    rfc, ok = errors.run("rfc", lambda: v.check_rfc(raw_rfc), (current.rfc, True))
+    if "rfc" in errors.fields:
+        return {}
+    return {"rfc": rfc, "rfc_check_digit_valid": ok}
+
+
+def _address_changes(
+    errors: _Errors, stored_address: Address | None, address: AddressPatch | None
+) -> dict[str, Any]:
+    """The address columns a patch changes (null clears them all); the zip code is checked
+    against the country whenever either changes."""
+    stored_parts = stored_address or Address()
+    parts_patch = address if address is not None else _CLEAR_ADDRESS
+    changes: dict[str, Any] = {}
+    new_parts: dict[str, str | None] = {}
+    for attr, api in _ADDRESS_FIELDS:
+        stored = getattr(stored_parts, attr)
+        new = _changed(
+            errors, f"address.{api}", getattr(parts_patch, attr), stored, _max(v.ADDRESS_FIELD_MAX)
+        )
+        new_parts[attr] = new
+        if new != stored:
+            changes[attr] = new
+    zip_or_country = "zip_code" in changes or "country" in changes
+    if zip_or_country and "address.zipCode" not in errors.fields:
+        errors.run(
+            "address.zipCode",
+            lambda: v.check_zip(new_parts["zip_code"], new_parts["country"]),
+            None,
+        )
     return changes
 
 
@@ -201,17 +246,33 @@ def _max(limit: int) -> Callable[[Any], str | None]:
     return lambda raw: v.clean_text(raw, max_length=limit)
 
 
-def _check_expected(current: Client, expected: datetime | None) -> None:
-    if expected is None:
-        return
-    if to_ms(v.aware_utc(expected)) != to_ms(current.updated_at):
+def entity_tag(client: Client) -> str:
+    """The client's version as an HTTP entity tag (its updatedAt in milliseconds, quoted)."""
+    return f'"{to_ms(client.updated_at)}"'
+
+
+def _check_precondition(
+    current: Client, expected: datetime | None, if_match: Sequence[str] | None
+) -> None:
+    """Optimistic concurrency, checked under the row lock. `expected` is GraphQL's
+    `expectedUpdatedAt`; `if_match` the entity tags of an If-Match header, compared strongly
+    and as text (RFC 9110 §13.1.1): a weak or malformed tag matches nothing."""
+    if expected is not None and to_ms(v.aware_utc(expected)) != to_ms(current.updated_at):
+        raise PreconditionFailed(current.id, current.updated_at)
+    if if_match is not None and entity_tag(current) not in if_match:
         raise PreconditionFailed(current.id, current.updated_at)
 
 
+# Renders the result of an idempotent create (the client made, or the duplicate-RFC refusal)
+# as the caller's transport answers it: what is stored and replayed to retries.
+CreateAnswer = Callable[[Client | DuplicateRfc], Outcome]
+
+
 class ClientService:
-    def __init__(self, db: Database, signer: TokenSigner) -> None:
+    def __init__(self, db: Database, signer: TokenSigner, idempotency: IdempotencyService) -> None:
         self.db = db
         self.signer = signer
+        self.idempotency = idempotency
         self.repo = ClientRepository(db.dialect)
 
     # -- commands -------------------------------------------------------------------------
@@ -228,7 +289,7 @@ class ClientService:
         values = _new_values(data)
         values.update(_derived(values))
         for _attempt in range(3):
-            now = now_utc()
+            now = clock.now()
             row = {
                 **values,
                 "public_id": new_client_id(to_ms(now)),
@@ -253,6 +314,46 @@ class ClientService:
             # The owner was deleted between our insert and the look-up: try again.
         raise DuplicateRfc(values["rfc"], "")
 
+    async def create_idempotent(
+        self,
+        *,
+        principal: Principal,
+        data: NewClient,
+        key: str,
+        key_field: str,
+        request_fingerprint: str,
+        answer: CreateAnswer,
+    ) -> Outcome:
+        """Create a client under an Idempotency-Key (app/platform/idempotency.py): the answer
+        to the first request with `key`, or to this one, stored for the retries to come.
+
+        The answer to a created client is recorded in the creating transaction (the client and
+        its answer commit together); a duplicate-RFC refusal is an answer, kept like a
+        success; a validation refusal is not kept, so a corrected retry may use the key."""
+
+        async def work(recorder: Recorder) -> Outcome:
+            kept: list[Outcome] = []
+
+            async def keep(session: AsyncSession, client: Client) -> None:
+                kept.append(answer(client))
+                await recorder.record(session, kept[-1])
+
+            try:
+                await self.create(principal=principal, data=data, on_created=keep)
+            except DuplicateRfc as exc:
+                return answer(exc)
+            except ValidationFailed as exc:
+                raise DoNotStore(exc) from None
+            return kept[-1]
+
+        return await self.idempotency.run(
+            principal=principal,
+            key=key,
+            key_field=key_field,
+            fingerprint=request_fingerprint,
+            work=work,
+        )
+
     async def update(
         self,
         *,
@@ -260,6 +361,7 @@ class ClientService:
         client_id: str,
         patch: ClientPatch,
         expected_updated_at: datetime | None = None,
+        if_match: Sequence[str] | None = None,
     ) -> Client:
         if not is_client_id(client_id):
             raise ClientNotFound(client_id)
@@ -270,13 +372,13 @@ class ClientService:
             if row is None:
                 raise ClientNotFound(client_id)
             current = row_to_client(row)
-            _check_expected(current, expected_updated_at)
+            _check_precondition(current, expected_updated_at, if_match)
             changes = _patch_values(current, patch)
             if not changes:
                 return current
             changes.update(_derived(changes))
             # updatedAt strictly moves, so an ETag of it changes with every change.
-            changes["updated_at"] = max(now_utc(), current.updated_at + timedelta(milliseconds=1))
+            changes["updated_at"] = max(clock.now(), current.updated_at + timedelta(milliseconds=1))
             try:
                 await self.repo.update(session, row.id, changes)
             except RfcTaken:
@@ -294,6 +396,7 @@ class ClientService:
         principal: Principal,
         client_id: str,
         expected_updated_at: datetime | None = None,
+        if_match: Sequence[str] | None = None,
     ) -> str:
         if not is_client_id(client_id):
             raise ClientNotFound(client_id)
@@ -303,7 +406,7 @@ class ClientService:
             )
             if row is None:
                 raise ClientNotFound(client_id)
-            _check_expected(row_to_client(row), expected_updated_at)
+            _check_precondition(row_to_client(row), expected_updated_at, if_match)
             invoices, payments = await self.repo.usage(session, row.id)
             if invoices or payments:
                 raise ClientInUse(invoices, payments)
@@ -331,35 +434,74 @@ class ClientService:
         self,
         *,
         principal: Principal,
-        filters: ClientFilter,
-        limit: int,
-        offset: int = 0,
-        after: Position | None = None,
+        filters: ClientFilter | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        after: str | None = None,
+        next_token: str | None = None,
         with_total: bool = False,
+        fields: ListFields = REST_LIST_FIELDS,
     ) -> ClientPage:
-        """A page of clients, newest first; `with_total` also counts every match, in the same
+        """A page of clients, newest first, from the arguments as the caller sent them: a
+        GraphQL cursor (`after`, the filter sent again) or a REST `next` token (which carries
+        the filter and the limit). `with_total` also counts every match, in the same
         transaction (so the page and its total agree)."""
-        check_page_args(limit=limit, offset=offset)
-        search = normalize_filter(filters)
+        query = self._page_query(principal, filters, limit, offset, after, next_token, fields)
         total = None
         async with self.db.read() as session:
             prepared = await self.repo.prepare(
-                session, principal.team_id, principal.livemode, search
+                session, principal.team_id, principal.livemode, query.search
             )
             rows = await self.repo.list(
-                session, prepared, after=after, limit=limit + 1, offset=offset
+                session, prepared, after=query.after, limit=query.limit + 1, offset=query.offset
             )
             if with_total:
                 total = await self.repo.count(session, prepared)
-        has_more = len(rows) > limit
-        rows = rows[:limit]
+        has_more = len(rows) > query.limit
+        rows = rows[: query.limit]
         return ClientPage(
             items=[row_to_client(r) for r in rows],
             positions=[row_position(r) for r in rows],
             has_more=has_more,
-            filters=filters,
+            filters=query.filters,
             total=total,
+            limit=query.limit,
         )
+
+    def _page_query(
+        self,
+        principal: Principal,
+        filters: ClientFilter | None,
+        limit: int | None,
+        offset: int | None,
+        after: str | None,
+        next_token: str | None,
+        fields: ListFields,
+    ) -> PageQuery:
+        """Defaults, bounds, tokens and filters of a list: every bad argument at once."""
+        errors = _Errors()
+        position = None
+        token_limit = DEFAULT_LIMIT
+        filters = filters or ClientFilter()
+        try:
+            if after is not None:
+                position = self.parse_cursor(principal, after, field=fields.after)
+            if next_token is not None:
+                filters, token_limit, position = self.parse_next_token(
+                    principal, next_token, field=fields.next
+                )
+        except ValidationFailed as exc:
+            errors.fields.update(exc.fields)
+        limit = token_limit if limit is None else limit
+        offset = offset or 0
+        if not 1 <= limit <= MAX_LIMIT:
+            errors.fields[fields.limit] = f"Must be between 1 and {MAX_LIMIT}"
+        if not 0 <= offset <= MAX_OFFSET:
+            errors.fields[fields.offset] = f"Must be between 0 and {MAX_OFFSET}"
+        search = _search_filter(filters, fields, errors)
+        errors.raise_if_any()
+        checked = replace(filters, created_from=search.created_from, created_to=search.created_to)
+        return PageQuery(checked, search, limit, offset, position)
 
     async def count(self, *, principal: Principal, filters: ClientFilter) -> int:
         search = normalize_filter(filters)
@@ -390,15 +532,23 @@ class ClientService:
         for key in ("name", "rfc", "email"):
             if getattr(filters, key) is not None:
                 f[key] = getattr(filters, key)
-        if filters.created_from is not None:
-            f["from"] = to_ms(filters.created_from)
-        if filters.created_to is not None:
-            f["to"] = to_ms(filters.created_to)
+        for key, bound in (
+            ("from", _date_bound(filters.created_from, end=False)),
+            ("to", _date_bound(filters.created_to, end=True)),
+        ):
+            if bound is not None:
+                f[key] = to_ms(bound)
         payload = {"f": f, "l": limit, "p": position_to_json(position)}
         return self.signer.dumps("next", principal, payload)
 
+    def next_page_token(self, principal: Principal, page: ClientPage) -> str | None:
+        """The REST `next` token of the page after `page`, if there is one."""
+        if not page.has_more:
+            return None
+        return self.next_token(principal, page.filters, page.limit, page.positions[-1])
+
     def parse_next_token(
-        self, principal: Principal, token: str
+        self, principal: Principal, token: str, *, field: str = "next"
     ) -> tuple[ClientFilter, int, Position]:
         try:
             payload = self.signer.loads("next", principal, token)
@@ -421,32 +571,41 @@ class ClientService:
             )
             return filters, limit, position_from_json(payload.get("p"))
         except InvalidToken:
-            raise ValidationFailed({"next": "Invalid or tampered pagination token"}) from None
+            raise ValidationFailed({field: "Invalid or tampered pagination token"}) from None
 
 
-def check_page_args(*, limit: int, offset: int) -> None:
-    errors: dict[str, str] = {}
-    if not 1 <= limit <= MAX_LIMIT:
-        errors["limit"] = f"Must be between 1 and {MAX_LIMIT}"
-    if not 0 <= offset <= MAX_OFFSET:
-        errors["offset"] = f"Must be between 0 and {MAX_OFFSET}"
-    if errors:
-        raise ValidationFailed(errors)
-
-
-def normalize_filter(filters: ClientFilter) -> SearchFilter:
+def normalize_filter(filters: ClientFilter, fields: ListFields = REST_LIST_FIELDS) -> SearchFilter:
     errors = _Errors()
-    name = errors.run("name", lambda: v.search_query(filters.name), None)
-    rfc = errors.run("rfc", lambda: v.rfc_query(filters.rfc), None)
-    email = errors.run("email", lambda: v.email_query(filters.email), None)
-    created_from = v.aware_utc(filters.created_from) if filters.created_from else None
-    created_to = v.aware_utc(filters.created_to) if filters.created_to else None
-    if created_from and created_to and created_from > created_to:
-        errors.fields["created_from"] = "Must not be after the end of the range"
+    search = _search_filter(filters, fields, errors)
     errors.raise_if_any()
+    return search
+
+
+def _search_filter(filters: ClientFilter, fields: ListFields, errors: _Errors) -> SearchFilter:
+    """The filter the repository runs; each bad value's error goes to `errors`."""
+    name = errors.run(fields.name, lambda: v.search_query(filters.name), None)
+    rfc = errors.run(fields.rfc, lambda: v.rfc_query(filters.rfc), None)
+    email = errors.run(fields.email, lambda: v.email_query(filters.email), None)
+    created_from = errors.run(
+        fields.created_from, lambda: _date_bound(filters.created_from, end=False), None
+    )
+    created_to = errors.run(
+        fields.created_to, lambda: _date_bound(filters.created_to, end=True), None
+    )
+    if created_from and created_to and created_from > created_to:
+        errors.fields[fields.created_from] = "Must not be after the end of the range"
     return SearchFilter(
         name=name, rfc=rfc, email=email, created_from=created_from, created_to=created_to
     )
+
+
+def _date_bound(value: datetime | str | None, *, end: bool) -> datetime | None:
+    """A creation-time bound: a date-time (GraphQL), or ISO 8601 text (REST's query)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return v.parse_date_bound(value, end=end)
+    return v.aware_utc(value)
 
 
 def _client_from_values(row: dict[str, Any]) -> Client:

@@ -25,15 +25,6 @@ Patch: TypeAlias = Union[T, _Unset, None]  # noqa: UP007
 
 
 @dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: a team in one mode (live or test), via one API key."""
-
-    team_id: int
-    livemode: bool
-    key_id: int
-
-
-@dataclass(frozen=True, slots=True)
 class Address:
     street: str | None = None
     city: str | None = None
@@ -95,13 +86,15 @@ class ClientPatch:
 
 @dataclass(frozen=True, slots=True)
 class ClientFilter:
-    """Raw filter values; the service normalises and checks them."""
+    """Raw filter values; the service normalises and checks them. A creation-time bound is a
+    date-time (GraphQL) or ISO 8601 text as REST's query has it (a date-only end covers the
+    whole day)."""
 
     name: str | None = None
     rfc: str | None = None
     email: str | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
+    created_from: datetime | str | None = None
+    created_to: datetime | str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +112,7 @@ class ClientPage:
     has_more: bool
     filters: ClientFilter = field(default_factory=ClientFilter)
     total: int | None = None  # only when asked for
+    limit: int = 0  # the page size asked for (a REST `next` token carries it)
 
 
 def client_to_json(c: Client) -> dict[str, object]:

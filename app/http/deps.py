@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from app.auth.principal import Principal
 from app.auth.service import ApiKeyService
 from app.clients.pagination import TokenSigner
 from app.clients.service import ClientService
-from app.clients.types import Principal
 from app.core.config import Settings
 from app.core.errors import RateLimited
 from app.db.database import Database
@@ -31,12 +31,13 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         db = Database(settings)
         signer = TokenSigner(settings.resolved_secret_key())
+        idempotency = IdempotencyService(db)
         return cls(
             settings=settings,
             db=db,
-            clients=ClientService(db, signer),
+            clients=ClientService(db, signer, idempotency),
             keys=ApiKeyService(db),
-            idempotency=IdempotencyService(db),
+            idempotency=idempotency,
             limiter=build_rate_limiter(settings, db),
         )
 

@@ -23,8 +23,9 @@ from tqdm import tqdm
 
 from app.clients import validation as v
 from app.clients.ids import new_client_id
-from app.clients.repository import ClientRepository, to_ms
+from app.clients.repository import ClientRepository
 from app.clients.repository import clients as clients_table
+from app.core.clock import to_ms
 from app.core.config import Settings
 from app.db.database import Database
 

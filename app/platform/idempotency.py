@@ -15,7 +15,7 @@ import random
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -24,7 +24,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clients.types import Principal
+from app.auth.principal import Principal
+from app.core import clock
 from app.core.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
@@ -105,11 +106,6 @@ def check_key(key: str, field: str = HEADER) -> str:
     return key
 
 
-def _now() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
 class Recorder:
     """Stores the outcome of one claimed key, in the caller's transaction."""
 
@@ -122,7 +118,7 @@ class Recorder:
         await session.execute(
             update(records)
             .where(r.id == self.record_id)
-            .values(status=outcome.status, response=response, completed_at=_now())
+            .values(status=outcome.status, response=response, completed_at=clock.now())
         )
         self.recorded = True
 
@@ -139,13 +135,15 @@ class IdempotencyService:
         key: str,
         fingerprint: str,
         work: Callable[[Recorder], Awaitable[Outcome]],
+        key_field: str = HEADER,
     ) -> Outcome:
         """The stored outcome for `key`, or `work`'s, stored for the retries to come.
 
         `work` may store its outcome itself with `Recorder.record(session, outcome)` inside
         the transaction that makes its change, so a crash can never leave a change made and
-        its outcome unrecorded (which a retry would then make a second time)."""
-        claim = await self._claim(principal, check_key(key), fingerprint)
+        its outcome unrecorded (which a retry would then make a second time). A bad key is
+        refused as `key_field` (the header, or the GraphQL argument)."""
+        claim = await self._claim(principal, check_key(key, key_field), fingerprint)
         if isinstance(claim, Outcome):
             return claim
         recorder = Recorder(claim)
@@ -165,7 +163,7 @@ class IdempotencyService:
 
     async def _claim(self, who: Principal, key: str, fp: str) -> int | Outcome:
         for _attempt in range(3):
-            now = _now()
+            now = clock.now()
             async with self.db.write() as session:
                 claimed = (
                     await session.execute(

@@ -5,16 +5,16 @@ Handlers only translate: request → service input, domain result → the docume
 
 from __future__ import annotations
 
-from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.principal import Principal
 from app.clients import validation as v
-from app.clients.repository import from_ms, to_ms
+from app.clients.service import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, entity_tag
 from app.clients.types import (
     UNSET,
     Address,
@@ -23,13 +23,13 @@ from app.clients.types import (
     ClientFilter,
     ClientPatch,
     NewClient,
-    Principal,
 )
 from app.core.clock import format_timestamp
-from app.core.errors import DuplicateRfc, PreconditionFailed, UnsupportedMediaType, ValidationFailed
+from app.core.errors import DuplicateRfc, UnsupportedMediaType, ValidationFailed
 from app.http import metrics
-from app.http.deps import client_service, principal, services
-from app.platform.idempotency import DoNotStore, Outcome, Recorder, fingerprint
+from app.http.deps import client_service, principal
+from app.platform.idempotency import HEADER as IDEMPOTENCY_HEADER
+from app.platform.idempotency import Outcome, fingerprint
 from app.rest import patterns
 from app.rest.errors import domain_error_response
 from app.rest.schemas import (
@@ -145,37 +145,12 @@ def client_json(c: Client) -> dict[str, Any]:
     }
 
 
-def etag(c: Client) -> str:
-    return f'"{to_ms(c.updated_at)}"'
-
-
-def _if_match_tags(value: str | None) -> list[int] | None:
-    """The updatedAt milliseconds an If-Match header accepts; None for absent or `*`.
-    A malformed header matches nothing."""
+def if_match_tags(value: str | None) -> list[str] | None:
+    """The entity tags an If-Match header lists, as sent; None for absent or `*` (any).
+    The service compares them with the client's own, as text, under its row lock."""
     if value is None or value.strip() == "*":
         return None
-    tags = []
-    for part in value.split(","):
-        tag = part.strip()
-        # If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never matches.
-        digits = tag[1:-1] if len(tag) > 2 and tag[0] == tag[-1] == '"' else ""
-        tags.append(int(digits) if digits.isdigit() and len(digits) <= 15 else -1)
-    return tags
-
-
-async def _expected_updated_at(
-    request: Request, who: Principal, client_id: str, if_match: str | None
-) -> datetime | None:
-    """What the service must find as updatedAt for an If-Match precondition (or None)."""
-    tags = _if_match_tags(if_match)
-    if tags is None:
-        return None
-    if len(tags) == 1 and tags[0] >= 0:
-        return from_ms(tags[0])
-    current = await client_service(request).get(principal=who, client_id=client_id)
-    if to_ms(current.updated_at) in tags:
-        return current.updated_at  # the service checks it again inside its transaction
-    raise PreconditionFailed(current.id, current.updated_at)
+    return [part.strip() for part in value.split(",")]
 
 
 def _alias(body: _ClientBody, fields: set[str]) -> tuple[Any, Any]:
@@ -236,50 +211,19 @@ async def create_client(
     ] = None,
 ) -> Response:
     _no_query(request)
-    rfc, email = _alias(body, body.model_fields_set)
-    a = body.address
-    data = NewClient(
-        name=body.name,
-        rfc=None if rfc is UNSET else rfc,
-        legal_name=body.legalName,
-        email=None if email is UNSET else email,
-        phone=body.phone,
-        address=None
-        if a is None
-        else Address(
-            street=a.street, city=a.city, state=a.state, zip_code=a.zipCode, country=a.country
-        ),
-    )
+    data = _new_client(body)
     service = client_service(request)
     if idempotency_key is None:
         return _created(await service.create(principal=who, data=data))
-
-    async def work(recorder: Recorder) -> Outcome:
-        kept: list[Outcome] = []
-
-        async def keep(session: AsyncSession, client: Client) -> None:
-            # Recorded in the creating transaction: the client and its answer commit together.
-            created = _created(client)
-            headers = {k: created.headers[k] for k in ("etag", "location")}
-            kept.append(Outcome(created.status_code, bytes(created.body).decode(), headers))
-            await recorder.record(session, kept[0])
-
-        try:
-            await service.create(principal=who, data=data, on_created=keep)
-        except DuplicateRfc as exc:  # an answer, kept like a success
-            refused = domain_error_response(request.url.path, exc)
-            return Outcome(refused.status_code, bytes(refused.body).decode(), {})
-        except ValidationFailed as exc:  # not kept: a corrected retry may use the same key
-            raise DoNotStore(exc) from None
-        return kept[0]
-
-    outcome = await services(request).idempotency.run(
+    outcome = await service.create_idempotent(
         principal=who,
+        data=data,
         key=idempotency_key,
-        fingerprint=fingerprint(
+        key_field=IDEMPOTENCY_HEADER,
+        request_fingerprint=fingerprint(
             "POST /v2/clients", body.model_dump(mode="json", exclude_unset=True)
         ),
-        work=work,
+        answer=partial(_create_answer, request.url.path),
     )
     headers = dict(outcome.headers)
     if outcome.replayed:
@@ -293,12 +237,115 @@ async def create_client(
     )
 
 
+def _new_client(body: ClientCreateBody) -> NewClient:
+    rfc, email = _alias(body, body.model_fields_set)
+    address = body.address
+    return NewClient(
+        name=body.name,
+        rfc=None if rfc is UNSET else rfc,
+        legal_name=body.legalName,
+        email=None if email is UNSET else email,
+        phone=body.phone,
+        address=None
+        if address is None
+        else Address(
+            street=address.street,
+            city=address.city,
+            state=address.state,
+            zip_code=address.zipCode,
+            country=address.country,
+        ),
+    )
+
+
 def _created(client: Client) -> Response:
     return _json(
         {"data": client_json(client), "message": "Client created successfully"},
         201,
-        {"ETag": etag(client), "Location": f"/v2/clients/{client.id}"},
+        {"ETag": entity_tag(client), "Location": f"/v2/clients/{client.id}"},
     )
+
+
+def _create_answer(path: str, result: Client | DuplicateRfc) -> Outcome:
+    """What an idempotent create answers, as stored and replayed byte for byte."""
+    if isinstance(result, DuplicateRfc):
+        refused = domain_error_response(path, result)
+        return Outcome(refused.status_code, bytes(refused.body).decode(), {})
+    created = _created(result)
+    headers = {k: created.headers[k] for k in ("etag", "location")}
+    return Outcome(created.status_code, bytes(created.body).decode(), headers)
+
+
+# The list's query parameters. Bounds are documented here and checked by the service, so
+# REST and GraphQL say the same.
+LimitQuery = Annotated[
+    int | None,
+    Query(
+        description=f"1..{MAX_LIMIT}, default {DEFAULT_LIMIT}",
+        json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT},
+    ),
+]
+OffsetQuery = Annotated[
+    int | None,
+    Query(
+        description=f"0..{MAX_OFFSET:,}", json_schema_extra={"minimum": 0, "maximum": MAX_OFFSET}
+    ),
+]
+NameQuery = Annotated[
+    str | None,
+    Query(
+        max_length=v.SEARCH_MAX,
+        description="Partial, case- and accent-insensitive, on name or legalName",
+        examples=["mexico"],
+        json_schema_extra={"pattern": patterns.TEXT},
+    ),
+]
+RfcQuery = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="Exact RFC (normalised as on create)",
+        json_schema_extra={"pattern": patterns.TEXT},
+    ),
+]
+EmailQuery = Annotated[
+    str | None,
+    Query(
+        max_length=v.EMAIL_MAX,
+        description="Exact, case-insensitive",
+        json_schema_extra={"pattern": patterns.TEXT},
+    ),
+]
+FromQuery = Annotated[
+    str | None,
+    Query(
+        alias="from",
+        max_length=64,
+        description="ISO 8601 date or date-time (UTC when it has no offset), inclusive; "
+        "not after `to`",
+        examples=["2024-01-15"],
+        json_schema_extra={"pattern": patterns.DATE_BOUND},
+    ),
+]
+ToQuery = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="ISO 8601, inclusive; a date-only value covers the whole day",
+        examples=["2024-01-31T23:59:59Z"],
+        json_schema_extra={"pattern": patterns.DATE_BOUND},
+    ),
+]
+NextQuery = Annotated[
+    str | None,
+    Query(
+        alias="next",
+        max_length=2048,
+        description="The `next` token of a previous page, as it was given (it carries the "
+        "whole query: only `limit` may come with it)",
+        json_schema_extra={"pattern": r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$"},
+    ),
+]
 
 
 @router.get(
@@ -310,114 +357,26 @@ def _created(client: Client) -> Response:
 async def list_clients(
     request: Request,
     who: Auth,
-    # Bounds are documented here and checked by the service, so REST and GraphQL say the same.
-    limit: Annotated[
-        int | None,
-        Query(description="1..100, default 20", json_schema_extra={"minimum": 1, "maximum": 100}),
-    ] = None,
-    offset: Annotated[
-        int | None,
-        Query(description="0..10,000", json_schema_extra={"minimum": 0, "maximum": 10_000}),
-    ] = None,
-    name: Annotated[
-        str | None,
-        Query(
-            max_length=v.SEARCH_MAX,
-            description="Partial, case- and accent-insensitive, on name or legalName",
-            examples=["mexico"],
-            json_schema_extra={"pattern": patterns.TEXT},
-        ),
-    ] = None,
-    rfc: Annotated[
-        str | None,
-        Query(
-            max_length=64,
-            description="Exact RFC (normalised as on create)",
-            json_schema_extra={"pattern": patterns.TEXT},
-        ),
-    ] = None,
-    email: Annotated[
-        str | None,
-        Query(
-            max_length=v.EMAIL_MAX,
-            description="Exact, case-insensitive",
-            json_schema_extra={"pattern": patterns.TEXT},
-        ),
-    ] = None,
-    from_: Annotated[
-        str | None,
-        Query(
-            alias="from",
-            max_length=64,
-            description="ISO 8601 date or date-time (UTC when it has no offset), inclusive; "
-            "not after `to`",
-            examples=["2024-01-15"],
-            json_schema_extra={"pattern": patterns.DATE_BOUND},
-        ),
-    ] = None,
-    to: Annotated[
-        str | None,
-        Query(
-            max_length=64,
-            description="ISO 8601, inclusive; a date-only value covers the whole day",
-            examples=["2024-01-31T23:59:59Z"],
-            json_schema_extra={"pattern": patterns.DATE_BOUND},
-        ),
-    ] = None,
-    next_: Annotated[
-        str | None,
-        Query(
-            alias="next",
-            max_length=2048,
-            description="The `next` token of a previous page, as it was given (it carries the "
-            "whole query: only `limit` may come with it)",
-            json_schema_extra={"pattern": r"^[A-Za-z0-9_\-.=]+$"},
-        ),
-    ] = None,
+    limit: LimitQuery = None,
+    offset: OffsetQuery = None,
+    name: NameQuery = None,
+    rfc: RfcQuery = None,
+    email: EmailQuery = None,
+    from_: FromQuery = None,
+    to: ToQuery = None,
+    next_: NextQuery = None,
 ) -> Response:
     _check_query(request)
-    service = client_service(request)
-    after = None
     if next_ is not None:
-        others = {k for k in request.query_params if k not in ("next", "limit")}
-        if others:
-            raise ValidationFailed(
-                {k: "Not allowed with next: the token carries the query" for k in sorted(others)}
-            )
-        filters, token_limit, after = service.parse_next_token(who, next_)
-        page_limit = token_limit if limit is None else limit
-    else:
-        errors: dict[str, str] = {}
-        bounds: dict[str, Any] = {}
-        for key, raw, end in (("from", from_, False), ("to", to, True)):
-            if raw is not None:
-                try:
-                    bounds[key] = v.parse_date_bound(raw, end=end)
-                except v.FieldInvalid as exc:
-                    errors[key] = exc.message
-        if errors:
-            raise ValidationFailed(errors)
-        filters = ClientFilter(
-            name=name,
-            rfc=rfc,
-            email=email,
-            created_from=bounds.get("from"),
-            created_to=bounds.get("to"),
-        )
-        page_limit = 20 if limit is None else limit
-    try:
-        page = await service.list(
-            principal=who,
-            filters=filters,
-            limit=page_limit,
-            offset=offset or 0,
-            after=after,
-            with_total=True,
-        )
-    except ValidationFailed as exc:
-        raise ValidationFailed({_REST_NAMES.get(k, k): m for k, m in exc.fields.items()}) from None
-    next_token = (
-        service.next_token(who, filters, page_limit, page.positions[-1]) if page.has_more else None
+        _only_limit_with_next(request)
+    service = client_service(request)
+    page = await service.list(
+        principal=who,
+        filters=ClientFilter(name=name, rfc=rfc, email=email, created_from=from_, created_to=to),
+        limit=limit,
+        offset=offset,
+        next_token=next_,
+        with_total=True,
     )
     return _json(
         {
@@ -425,12 +384,17 @@ async def list_clients(
             "message": "Clients retrieved successfully",
             "totalResults": page.total,
             "hasMore": page.has_more,
-            "next": next_token,
+            "next": service.next_page_token(who, page),
         }
     )
 
 
-_REST_NAMES = {"created_from": "from", "created_to": "to"}
+def _only_limit_with_next(request: Request) -> None:
+    others = {k for k in request.query_params if k not in ("next", "limit")}
+    if others:
+        raise ValidationFailed(
+            {k: "Not allowed with next: the token carries the query" for k in sorted(others)}
+        )
 
 
 def _check_query(request: Request) -> None:
@@ -461,7 +425,7 @@ async def get_client(clientId: ClientId, who: Auth, request: Request) -> Respons
     client = await client_service(request).get(principal=who, client_id=clientId)
     return _json(
         {"data": client_json(client), "message": "Client retrieved successfully"},
-        headers={"ETag": etag(client)},
+        headers={"ETag": entity_tag(client)},
     )
 
 
@@ -469,37 +433,43 @@ async def _update(
     request: Request, who: Principal, client_id: str, body: _ClientBody, if_match: str | None
 ) -> Response:
     _no_query(request)
+    client = await client_service(request).update(
+        principal=who,
+        client_id=client_id,
+        patch=_client_patch(body),
+        if_match=if_match_tags(if_match),
+    )
+    return _json(
+        {"data": client_json(client), "message": "Client updated successfully"},
+        headers={"ETag": entity_tag(client)},
+    )
+
+
+def _client_patch(body: _ClientBody) -> ClientPatch:
+    """The merge-patch a body asks for: absent fields are UNSET, null clears."""
     fields = body.model_fields_set
     rfc, email = _alias(body, fields)
     address: Any = UNSET
     if "address" in fields:
-        a = body.address
-        if a is None:
+        given = body.address
+        if given is None:
             address = None
         else:
-            set_ = a.model_fields_set
+            sent = given.model_fields_set
             address = AddressPatch(
-                street=a.street if "street" in set_ else UNSET,
-                city=a.city if "city" in set_ else UNSET,
-                state=a.state if "state" in set_ else UNSET,
-                zip_code=a.zipCode if "zipCode" in set_ else UNSET,
-                country=a.country if "country" in set_ else UNSET,
+                street=given.street if "street" in sent else UNSET,
+                city=given.city if "city" in sent else UNSET,
+                state=given.state if "state" in sent else UNSET,
+                zip_code=given.zipCode if "zipCode" in sent else UNSET,
+                country=given.country if "country" in sent else UNSET,
             )
-    patch = ClientPatch(
+    return ClientPatch(
         name=body.name if "name" in fields else UNSET,
         rfc=rfc,
         legal_name=body.legalName if "legalName" in fields else UNSET,
         email=email,
         phone=body.phone if "phone" in fields else UNSET,
         address=address,
-    )
-    expected = await _expected_updated_at(request, who, client_id, if_match)
-    client = await client_service(request).update(
-        principal=who, client_id=client_id, patch=patch, expected_updated_at=expected
-    )
-    return _json(
-        {"data": client_json(client), "message": "Client updated successfully"},
-        headers={"ETag": etag(client)},
     )
 
 
@@ -553,9 +523,9 @@ async def delete_client(
     clientId: ClientId, who: Auth, request: Request, if_match: IfMatch = None
 ) -> Response:
     _no_query(request)
-    service = client_service(request)
-    expected = await _expected_updated_at(request, who, clientId, if_match)
-    deleted = await service.delete(principal=who, client_id=clientId, expected_updated_at=expected)
+    deleted = await client_service(request).delete(
+        principal=who, client_id=clientId, if_match=if_match_tags(if_match)
+    )
     return _json(
         {"data": {"id": deleted, "deleted": True}, "message": "Client deleted successfully"}
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +20,9 @@ from app.main import create_app
 from tests.support import Key, create_key, unique_team
 
 METHODS = {"get", "post", "put", "patch", "delete"}
+# The committed /openapi.json: refactoring must not change it. After a deliberate change,
+# regenerate it with UPDATE_OPENAPI_SNAPSHOT=1 and review the diff.
+SNAPSHOT = Path(__file__).parent / "fixtures" / "openapi.json"
 
 
 async def _openapi(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -34,6 +39,14 @@ def _operations(doc: dict[str, Any], prefix: str = "/v2/") -> Iterator[tuple[str
         for method, op in item.items():
             if method in METHODS:
                 yield path, method, op
+
+
+async def test_openapi_equals_the_committed_snapshot(client: httpx.AsyncClient) -> None:
+    r = await client.get("/openapi.json")
+    assert r.status_code == 200
+    if os.environ.get("UPDATE_OPENAPI_SNAPSHOT") == "1":
+        SNAPSHOT.write_bytes(r.content)
+    assert r.content == SNAPSHOT.read_bytes()
 
 
 async def test_no_framework_422_anywhere(client: httpx.AsyncClient) -> None:

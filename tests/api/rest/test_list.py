@@ -146,6 +146,16 @@ async def test_bad_parameters_are_400(
     assert set(validation_details(body)) == {field}
 
 
+async def test_every_bad_parameter_is_reported_at_once(
+    client: httpx.AsyncClient, key_a: Key
+) -> None:
+    params = {"limit": 0, "offset": -1, "from": "nope", "to": "2024-13-01"}
+    body = await listing(client, key_a, params, status=400)
+    assert set(validation_details(body)) == {"limit", "offset", "from", "to"}
+    body = await listing(client, key_a, {"next": "tampered", "limit": 500}, status=400)
+    assert set(validation_details(body)) == {"next", "limit"}
+
+
 async def test_unknown_and_repeated_parameters_are_named(
     client: httpx.AsyncClient, key_a: Key
 ) -> None:

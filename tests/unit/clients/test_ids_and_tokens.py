@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from app.auth.principal import Principal
 from app.clients.ids import PREFIX, is_client_id, new_client_id
 from app.clients.pagination import (
     InvalidToken,
@@ -14,7 +15,7 @@ from app.clients.pagination import (
     position_from_json,
     position_to_json,
 )
-from app.clients.types import Position, Principal
+from app.clients.types import Position
 
 CROCKFORD = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 

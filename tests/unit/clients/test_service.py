@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, update
 
+from app.auth.principal import Principal
 from app.clients import validation as v
 from app.clients.ids import new_client_id
-from app.clients.repository import to_ms
-from app.clients.service import ClientService
+from app.clients.service import ClientService, ListFields, entity_tag
 from app.clients.types import (
     UNSET,
     Address,
@@ -19,8 +19,8 @@ from app.clients.types import (
     ClientFilter,
     ClientPatch,
     NewClient,
-    Principal,
 )
+from app.core.clock import to_ms
 from app.core.errors import (
     ClientInUse,
     ClientNotFound,
@@ -479,6 +479,33 @@ async def test_stale_expected_updated_at_is_refused(service: ClientService, key_
     )
 
 
+async def test_if_match_tags_are_compared_as_text_under_the_lock(
+    service: ClientService, key_a: Key
+) -> None:
+    c = await service.create(principal=key_a.principal, data=new_client())
+    current = entity_tag(c)
+    weak, padded = f"W/{current}", f'"0{current[1:]}'
+    for refused in ([weak], [padded], ['"²"'], [""], []):
+        with pytest.raises(PreconditionFailed):
+            await service.update(
+                principal=key_a.principal,
+                client_id=c.id,
+                patch=ClientPatch(name="x"),
+                if_match=refused,
+            )
+    one = await service.update(
+        principal=key_a.principal,
+        client_id=c.id,
+        patch=ClientPatch(name="1"),
+        if_match=[weak, current],
+    )
+    with pytest.raises(PreconditionFailed):
+        await service.delete(principal=key_a.principal, client_id=c.id, if_match=[current])
+    assert await service.delete(
+        principal=key_a.principal, client_id=c.id, if_match=['"1"', entity_tag(one)]
+    )
+
+
 # -- delete ---------------------------------------------------------------------------------
 
 
@@ -543,6 +570,25 @@ async def test_page_arguments_are_bounded(service: ClientService, key_a: Key) ->
         await service.list(
             principal=key_a.principal, filters=ClientFilter(), limit=5, offset=10_001
         )
+
+
+async def test_list_reports_every_bad_argument_under_the_callers_names(
+    service: ClientService, key_a: Key
+) -> None:
+    fields = ListFields(limit="first", created_from="filter.createdFrom")
+    now = datetime.now(UTC)
+    with pytest.raises(ValidationFailed) as info:
+        await service.list(
+            principal=key_a.principal,
+            filters=ClientFilter(created_from=now, created_to=now - timedelta(seconds=1)),
+            limit=0,
+            offset=-1,
+            after="not a cursor",
+            fields=fields,
+        )
+    assert set(info.value.fields) == {"after", "first", "offset", "filter.createdFrom"}
+    page = await service.list(principal=key_a.principal, filters=None, fields=fields)
+    assert page.limit == 20
 
 
 async def test_filter_range_must_be_ordered(service: ClientService, key_a: Key) -> None:
