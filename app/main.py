@@ -106,7 +106,10 @@ def _allowed_methods(request: Request) -> str:
     is not documented; its own 405 says Allow: POST as well."""
     path = request.url.path
     methods: set[str] = set()
-    for template, item in request.app.openapi().get("paths", {}).items():
+    paths = request.app.openapi().get("paths", {})
+    if path in paths:  # a literal route (/v2/clients/export) wins over a template
+        paths = {path: paths[path]}
+    for template, item in paths.items():
         pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
         if re.fullmatch(pattern, path):
             methods.update(m.upper() for m in item if m.upper() in _METHOD_ORDER)
@@ -224,7 +227,9 @@ def create_app(settings: Settings | None = None) -> Any:
         return Response(orjson.dumps({"status": "ready"}), media_type="application/json")
 
     from app.rest.clients import router as clients_router
+    from app.rest.transfer import router as export_router
 
+    app.include_router(export_router)  # before /v2/clients/{clientId}
     app.include_router(clients_router)
     _document_errors_only_as_they_are(app)
     mount_ui(app)

@@ -58,6 +58,12 @@ class ApiKeyService:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    async def find_team_id(self, name: str) -> int | None:
+        """The id of an existing team, or None."""
+        async with self.db.read() as session:
+            found = await session.execute(select(Team.id).where(Team.name == name))
+            return found.scalar_one_or_none()
+
     async def team_id(self, name: str) -> int:
         """The id of a team, created if new."""
         insert = pg_insert if self.db.dialect == "postgresql" else sqlite_insert

@@ -216,6 +216,15 @@ class ClientRepository:
             stmt = stmt.with_for_update()
         return (await session.execute(stmt)).first()
 
+    async def by_rfcs(
+        self, session: AsyncSession, team_id: int, livemode: bool, rfcs: set[str]
+    ) -> list[Any]:
+        """The clients with one of these (normalised) RFCs: imports match rows by RFC."""
+        if not rfcs:
+            return []
+        stmt = select(*SELECT_COLUMNS).where(*_scope(team_id, livemode), c.rfc.in_(sorted(rfcs)))
+        return list((await session.execute(stmt)).all())
+
     async def rfc_owner(
         self, session: AsyncSession, team_id: int, livemode: bool, rfc: str
     ) -> str | None:

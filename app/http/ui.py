@@ -78,13 +78,13 @@ _GRAPHIQL_PAGE = """<!doctype html>
     // The headers of the Headers tab as they are when a subscription connects: the key goes
     // in graphql-transport-ws's connection_init payload, since a browser WebSocket cannot
     // send an Authorization header.
+    let editedHeaders = config.headers;
     function currentHeaders() {{
       try {{
-        const tabs = JSON.parse(localStorage.getItem("graphiql:tabState") || "{{}}");
-        const active = (tabs.tabs || [])[tabs.activeTabIndex || 0];
-        if (active && active.headers) return JSON.parse(active.headers);
-      }} catch (error) {{ /* not JSON yet: fall back to the page's own headers */ }}
-      return JSON.parse(config.headers);
+        return JSON.parse(editedHeaders || "{{}}");
+      }} catch (error) {{
+        return JSON.parse(config.headers);  // being edited, not JSON yet
+      }}
     }}
     const wsClient = graphqlWs.createClient({{
       url: wsUrl, lazy: true, connectionParams: currentHeaders,
@@ -101,6 +101,7 @@ _GRAPHIQL_PAGE = """<!doctype html>
         shouldPersistHeaders: false,
         defaultEditorToolsVisibility: "headers",
         isHeadersEditorEnabled: true,
+        onEditHeaders: (value) => {{ editedHeaders = value; }},
       }}),
     );
   </script>

@@ -202,6 +202,105 @@ def cmd_seed(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """A team's clients (one mode) as JSON Lines or CSV, to a file or standard output."""
+    if args.output == "-":
+        return _run(lambda settings: _export(settings, args, sys.stdout.buffer))
+    try:
+        out = open(args.output, "wb")  # noqa: SIM115  (closed below)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror}") from None
+    with out:
+        return _run(lambda settings: _export(settings, args, out))
+
+
+async def _export(settings: Settings, args: argparse.Namespace, out: Any) -> int:
+    from app.auth.principal import Principal
+    from app.clients.transfer import export_lines
+    from app.http.deps import Services
+    from app.rest.clients import client_json
+
+    services = Services.build(settings)
+    try:
+        team_id = await services.keys.find_team_id(args.team)
+        if team_id is None:
+            raise CliError(f"no team named {args.team!r}")
+        principal = Principal(team_id=team_id, livemode=args.mode == "live", key_id=0)
+        count = 0
+        async for line in export_lines(services.clients, principal, client_json, fmt=args.format):
+            out.write(line)
+            count += 1
+    finally:
+        await services.db.dispose()
+    rows = count - 1 if args.format == "csv" else count  # less the CSV header
+    print(f"exported {rows} clients of team {args.team!r} ({args.mode})", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Create or update a team's clients (one mode) from a .csv or .jsonl file, by RFC."""
+    from pathlib import Path
+
+    from app.clients.transfer import ImportFileError, open_source
+
+    path = Path(args.file)
+    errors_path = Path(args.errors or f"{args.file}.errors.jsonl")
+    try:
+        source, rows = open_source(path)
+    except ImportFileError as exc:
+        raise CliError(str(exc)) from None
+    with errors_path.open("wb") as errors_file:
+        report = asyncio.run(_import(get_settings(), args, source, rows, errors_file))
+    failed = report.failed
+    mode = args.mode
+    print(
+        f"imported {path} into team {args.team!r} ({mode}): {report.created} created, "
+        f"{report.updated} updated, {report.unchanged} unchanged, {failed} failed",
+        file=sys.stderr,
+    )
+    if failed:
+        print(f"every failed row, with its line number and errors: {errors_path}", file=sys.stderr)
+        return 1
+    errors_path.unlink()
+    return 0
+
+
+async def _import(
+    settings: Settings, args: argparse.Namespace, source: Any, rows: Any, errors_file: Any
+) -> Any:
+    import orjson
+    from tqdm import tqdm
+
+    from app.auth.principal import Principal
+    from app.clients.transfer import ClientImporter, ImportReport, RowError
+    from app.http.deps import Services
+
+    services = Services.build(settings)
+    shown = 0
+
+    def on_error(error: RowError) -> None:
+        nonlocal shown
+        errors_file.write(orjson.dumps({"line": error.line, "errors": error.errors}) + b"\n")
+        if shown < 10:  # the first few on the terminal too; all of them in the file
+            shown += 1
+            detail = "; ".join(f"{k}: {m}" for k, m in error.errors.items())
+            tqdm.write(f"line {error.line}: {detail}", file=sys.stderr)
+
+    size = source.path.stat().st_size
+    with tqdm(total=size, unit="B", unit_scale=True, desc="importing", file=sys.stderr) as bar:
+
+        def on_batch(_report: ImportReport) -> None:
+            bar.update(source.bytes_read - bar.n)
+
+        try:
+            team_id = await services.keys.team_id(args.team.strip())
+            principal = Principal(team_id=team_id, livemode=args.mode == "live", key_id=0)
+            importer = ClientImporter(services.clients)
+            return await importer.run(principal, rows, on_error, on_batch)
+        finally:
+            await services.db.dispose()
+
+
 def _t(value: Any) -> str:
     return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
 
@@ -257,6 +356,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--team", default=DEV_TEAM, help="team name (created if new)")
     p.add_argument("--mode", choices=["live", "test"], default="test", help="clients' mode")
     p.set_defaults(fn=cmd_seed)
+
+    p = command(
+        "import",
+        "create or update a team's clients by RFC from a .csv or .jsonl file (REST field names)",
+    )
+    p.add_argument(
+        "file",
+        metavar="FILE",
+        help=".csv (header: REST names, address.* dotted) "
+        "or .jsonl (one client per line), UTF-8 with or without BOM",
+    )
+    p.add_argument("--team", required=True, help="team name (created if new)")
+    p.add_argument("--mode", choices=["live", "test"], default="live", help="clients' mode")
+    p.add_argument("--errors", help="where to write the failed rows (default: FILE.errors.jsonl)")
+    p.set_defaults(fn=cmd_import)
+
+    p = command("export", "write a team's clients (one mode) as JSON Lines or CSV")
+    p.add_argument("--team", required=True, help="team name")
+    p.add_argument("--mode", choices=["live", "test"], default="live", help="clients' mode")
+    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="file format")
+    p.add_argument("--output", default="-", help="file to write ('-': standard output)")
+    p.set_defaults(fn=cmd_export)
 
     p = command("dev-key", f"make sure a development key exists (kept in {DEV_KEY_FILE})")
     p.set_defaults(fn=cmd_dev_key)

@@ -32,6 +32,8 @@ COMMANDS = [
     "export-schema",
     "seed",
     "dev-key",
+    "import",
+    "export",
 ]
 
 
@@ -96,7 +98,7 @@ def test_every_command_has_help_with_defaults(server: Server, command: str) -> N
     done = server.cli(command, "--help")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: python -m app " + command)
-    if command in ("serve", "create-api-key", "seed"):
+    if command in ("serve", "create-api-key", "seed", "import", "export"):
         assert "(default: " in done.stdout
 
 
@@ -157,3 +159,21 @@ def test_env_example_lists_every_setting() -> None:
     listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
     expected = {name.upper() for name in Settings.model_fields} | {"VAR_DIR"}
     assert expected <= listed, expected - listed
+
+
+def test_import_reports_bad_rows_and_imports_the_others(server: Server, tmp_path: Path) -> None:
+    path = tmp_path / "clients.csv"
+    path.write_bytes(
+        b"name,rfc,color\nUno,MAB9307148T4,x\nSin RFC,,y\n\xff\xfe\nDos,GODE561231GR8,z\n"
+    )
+    done = server.cli("import", str(path), "--team", "importers")
+    assert done.returncode == 1, done.stderr
+    assert "2 created" in done.stderr and "3 failed" in done.stderr
+    errors = [json.loads(x) for x in Path(f"{path}.errors.jsonl").read_text().splitlines()]
+    assert sorted(e["line"] for e in errors) == [1, 3, 4]
+    again = server.cli("import", str(path), "--team", "importers")
+    assert "0 created" in again.stderr and "2 unchanged" in again.stderr
+    exported = server.cli("export", "--team", "importers", "--format", "csv")
+    assert exported.returncode == 0 and len(exported.stdout.splitlines()) == 3
+    missing = server.cli("import", str(tmp_path / "nope.csv"), "--team", "importers")
+    assert missing.returncode == 1 and "no such file" in missing.stderr

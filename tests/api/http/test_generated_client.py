@@ -30,7 +30,12 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     doc = create_app(make_settings(f"sqlite+aiosqlite:///{never_opened}")).app.openapi()
     spec = root / "openapi.json"
     spec.write_text(json.dumps(doc))
-    generate = ["generate", "--path", str(spec), "--meta", "none"]
+    # JSON Lines (GET /v2/clients/export) reach the generated client as bytes.
+    config = root / "config.json"
+    config.write_text(
+        json.dumps({"content_type_overrides": {"application/x-ndjson": "application/octet-stream"}})
+    )
+    generate = ["generate", "--path", str(spec), "--meta", "none", "--config", str(config)]
     done = subprocess.run(
         [
             sys.executable,
@@ -163,6 +168,8 @@ async def test_unauthorized_health_and_graphql(generated: ModuleType, app: Any) 
     listing = _module(generated, "api.clients.list_clients")
     denied = await listing.asyncio_detailed(client=anonymous)
     assert _parsed(denied, 401, "ErrorEnvelope").error.code == "UNAUTHORIZED"
+    export = _module(generated, "api.clients.export_clients")
+    assert (await export.asyncio_detailed(client=anonymous)).status_code == 401
     healthz = _module(generated, "api.health.healthz")
     assert (await healthz.asyncio_detailed(client=anonymous)).status_code == 200
     await anonymous.get_async_httpx_client().aclose()

@@ -177,7 +177,8 @@ def real_state(case: Any) -> None:
     """Rules over state or over two values, which no schema states (see the module
     docstring): a valid `next` becomes a real token, sent alone; `from`/`to` in order."""
     query = case.query
-    if not _positive(case) or not isinstance(query, dict) or case.path != "/v2/clients":
+    lists = ("/v2/clients", "/v2/clients/export")
+    if not _positive(case) or not isinstance(query, dict) or case.path not in lists:
         return
     if isinstance(query.get("next"), str):
         limit = query.get("limit")
