@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from fastapi.responses import Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.catalogs.store import warm_up
 from app.core.config import Settings, get_settings
 from app.core.errors import DomainError, ServiceUnavailable, ValidationFailed
 from app.core.logs import configure_logging
@@ -107,9 +109,15 @@ def _allowed_methods(request: Request) -> str:
     path = request.url.path
     methods: set[str] = set()
     paths = request.app.openapi().get("paths", {})
+<<<<<<< HEAD
     if path in paths:  # a literal route (/v2/clients/export) wins over a template
         paths = {path: paths[path]}
     for template, item in paths.items():
+=======
+    # OpenAPI: a concrete path (`/v2/clients/validate`) is matched before a templated one.
+    concrete = paths.get(path)
+    for template, item in [(path, concrete)] if concrete else paths.items():
+>>>>>>> main
         pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
         if re.fullmatch(pattern, path):
             methods.update(m.upper() for m in item if m.upper() in _METHOD_ORDER)
@@ -127,7 +135,10 @@ def create_app(settings: Settings | None = None) -> Any:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The zip catalog takes about a second to load: in a thread, while serving starts.
+        warming = asyncio.get_running_loop().run_in_executor(None, warm_up)
         yield
+        await warming
         await services.db.dispose()
 
     app = FastAPI(
@@ -231,6 +242,9 @@ def create_app(settings: Settings | None = None) -> Any:
 
     app.include_router(export_router)  # before /v2/clients/{clientId}
     app.include_router(clients_router)
+    from app.rest.catalogs import router as catalogs_router
+
+    app.include_router(catalogs_router)
     _document_errors_only_as_they_are(app)
     mount_ui(app)
     mount_metrics(app, settings)
@@ -239,4 +253,4 @@ def create_app(settings: Settings | None = None) -> Any:
 
     mount_graphql(app, settings)
 
-    return EdgeMiddleware(app)
+    return EdgeMiddleware(app, body_timeout=settings.http_body_timeout)

@@ -263,6 +263,11 @@ def scenarios(fx: dict[str, Any], large: bool) -> list[Scenario]:
 
 
 def main() -> int:
+    if "--fragments" in sys.argv[1:]:
+        # Hostile GraphQL documents (bench/fragments.py): refusal time against their size.
+        from bench import fragments
+
+        return fragments.main([a for a in sys.argv[1:] if a != "--fragments"])
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--small", type=int, default=1000)
@@ -270,6 +275,11 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=5, help="seconds per scenario and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the table shows medians")
     parser.add_argument("--reseed", action="store_true", help="seed the databases again")
+    parser.add_argument(
+        "--fragments",
+        action="store_true",
+        help="time hostile GraphQL documents instead (bench/fragments.py; --memory N too)",
+    )
     args = parser.parse_args()
 
     workdir = ROOT / "var" / "bench"

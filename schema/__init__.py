@@ -9,7 +9,9 @@ from typing import Any
 import strawberry
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 
+from schema.catalogs import CatalogQuery
 from schema.errors import (
     EXCEPTION_HANDLERS,
     ClientInUseError,
@@ -35,7 +37,7 @@ def build_schema(
     extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
 ) -> GatewaySchema:
     return GatewaySchema(
-        query=Query,
+        query=merge_types("Query", (Query, CatalogQuery)),
         mutation=Mutation,
         types=[ValidationError, DuplicateRfcError, NotFoundError, ClientInUseError, ConflictError],
         extensions=list(extensions),

@@ -12,13 +12,15 @@ back untouched, and everything it does not answer (errors included) is answered 
 
 from __future__ import annotations
 
+import codecs
+import json
 import logging
 import re
-from functools import partial
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
+<<<<<<< HEAD
 from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -26,6 +28,19 @@ from strawberry.extensions import (
     ParserCache,
     ValidationCache,
 )
+=======
+from fastapi.responses import HTMLResponse
+from graphql import (
+    ASTValidationRule,
+    GraphQLError,
+    NoSchemaIntrospectionCustomRule,
+    OperationDefinitionNode,
+    get_operation_ast,
+    specified_rules,
+)
+from graphql import OperationType as GraphQLOperationType
+from strawberry.http.ides import get_graphql_ide_html
+>>>>>>> main
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
@@ -36,8 +51,9 @@ from app.http.deps import authenticate, services
 from app.http.ui import graphiql_page
 from schema import GatewaySchema, build_schema
 from schema.context import Context
+from schema.documents import CheckedDocument, DocumentChecker, PreparedDocument, current_document
 from schema.fast import FastPath
-from schema.limits import validation_rules
+from schema.limits import DocumentLimits, validation_rules
 
 log = logging.getLogger("clients.graphql")
 
@@ -50,7 +66,6 @@ _VARIABLE_ERROR = re.compile(
 )
 _ALLOWED = frozenset({OperationType.QUERY, OperationType.MUTATION})
 _JSON_TYPES = ("application/json", "application/graphql-response+json")
-_CACHE_SIZE = 256
 
 
 # What /openapi.json says of POST /graphql (the handler reads the body itself).
@@ -95,32 +110,88 @@ _OPENAPI_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def document_rules(settings: Settings) -> list[type[ASTValidationRule]]:
-    """The validation rules added to graphql-core's: the standard path and the fast path
-    validate with these same classes."""
-    rules: list[type[ASTValidationRule]] = validation_rules(
+def document_limits(settings: Settings) -> DocumentLimits:
+    return DocumentLimits(
         max_depth=settings.graphql_max_depth,
         max_aliases=settings.graphql_max_aliases,
         max_cost=settings.graphql_max_cost,
+        count_cost=settings.graphql_count_cost,
     )
+
+
+def document_rules(settings: Settings) -> list[type[ASTValidationRule]]:
+    """The validation rules added to graphql-core's: the standard path and the fast path
+    validate with these same classes."""
+    rules: list[type[ASTValidationRule]] = validation_rules(document_limits(settings))
     if settings.is_production:
         rules.append(NoSchemaIntrospectionCustomRule)
     return rules
 
 
-def build_gateway_schema(
-    settings: Settings, rules: list[type[ASTValidationRule]] | None = None
-) -> GatewaySchema:
-    if rules is None:
-        rules = document_rules(settings)
-    return build_schema(
-        extensions=[
-            partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens),
-            partial(AddValidationRules, rules),
-            partial(ParserCache, maxsize=_CACHE_SIZE),
-            partial(ValidationCache, maxsize=_CACHE_SIZE),
-        ]
+def build_gateway_schema(settings: Settings) -> GatewaySchema:
+    """The schema as the endpoint runs it: documents come parsed and validated (see
+    schema/documents.py), so Strawberry's own parse and validation steps are skipped."""
+    return build_schema(extensions=[PreparedDocument])
+
+
+def document_checker(settings: Settings, schema: GatewaySchema) -> DocumentChecker:
+    return DocumentChecker(
+        schema._schema,
+        rules=(*specified_rules, *document_rules(settings)),
+        limits=document_limits(settings),
+        max_tokens=settings.graphql_max_tokens,
+        max_bytes=settings.graphql_cache_mb * 1024 * 1024,
     )
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """A request body as REST reads it: a UTF-8 byte-order mark is skipped (RFC 8259 lets a
+    parser ignore it), and an escaped lone surrogate (`"\\ud800"`) is kept, so that the field
+    rules refuse it with their own message instead of the whole body being malformed."""
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" not in str(exc):
+            raise ValueError(str(exc)) from None
+    try:
+        return json.loads(raw)  # the standard library keeps lone surrogates
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _refusal(
+    checked: CheckedDocument, operation_name: str | None, request: Request, production: bool
+) -> Response | None:
+    """The answer to a document that must not run (None when it may): a syntax error, errors
+    of the limits and of validation, no operation to run (several without `operationName`
+    is a request error, GraphQL spec §6.1), or a subscription."""
+    document = checked.document
+    if document is None:  # a syntax error
+        return _errors_response(checked.errors, request, production)
+    if not any(isinstance(d, OperationDefinitionNode) for d in document.definitions):
+        return _document_error("The document contains no operation")
+    if checked.errors:
+        return _errors_response(checked.errors, request, production)
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        if operation_name is not None:
+            return _document_error(f"Unknown operation named {operation_name!r}")
+        return _document_error("Must provide operation name if query contains multiple operations")
+    if operation.operation is GraphQLOperationType.SUBSCRIPTION:
+        return _document_error("Subscriptions are not supported: send a query or a mutation")
+    return None
+
+
+def _errors_response(errors: list[GraphQLError], request: Request, production: bool) -> Response:
+    formatted = [_format_error(error, request, production)[0] for error in errors]
+    return _json_response({"errors": formatted})
+
+
+def _error_response(message: str, code: str, status: int) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 def _bad_request(message: str, status: int = 400) -> Response:
@@ -144,13 +215,10 @@ def _document_error(message: str) -> Response:
 
 
 def mount_graphql(app: FastAPI, settings: Settings) -> None:
-    rules = document_rules(settings)
-    schema = build_gateway_schema(settings, rules)
-    fast = None
-    if settings.graphql_fast_path:
-        fast = FastPath(
-            schema, rules=rules, max_tokens=settings.graphql_max_tokens, cache_size=_CACHE_SIZE
-        )
+    schema = build_gateway_schema(settings)
+    documents = document_checker(settings, schema)
+    app.state.graphql_documents = documents
+    fast = FastPath(schema, documents) if settings.graphql_fast_path else None
     app.state.graphql_fast_path = fast  # None when off; its counters say what it answered
     production = settings.is_production
     router = APIRouter(tags=["graphql"])
@@ -184,10 +252,12 @@ def mount_graphql(app: FastAPI, settings: Settings) -> None:
         principal = await authenticate(request)
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media not in _JSON_TYPES:
-            return _bad_request("Content-Type must be application/json", 415)
+            return _error_response(
+                "Content-Type must be application/json", "UNSUPPORTED_MEDIA_TYPE", 415
+            )
         try:
-            data = orjson.loads(await request.body())
-        except orjson.JSONDecodeError as exc:
+            data = parse_json_body(await request.body())
+        except ValueError as exc:
             return _bad_request(f"Malformed JSON: {exc}")
         if not isinstance(data, dict):
             return _bad_request("The body must be a JSON object (batching is not supported)")
@@ -201,13 +271,18 @@ def mount_graphql(app: FastAPI, settings: Settings) -> None:
         if operation_name is not None and not isinstance(operation_name, str):
             return _bad_request("`operationName` must be a string")
         request.state.operation = operation_name
+        checked = await documents.prepare(query)
+        refused = _refusal(checked, operation_name, request, production)
+        if refused is not None:
+            return refused
         context = Context(principal=principal, services=services(request))
-        if fast is not None and (plan := fast.plan(query, operation_name)) is not None:
+        if fast is not None and (plan := fast.plan(checked, operation_name)) is not None:
             data = await fast.run(plan, context, variables)
             metrics.fast_path(answered=data is not None)
             if data is not None:
                 return _json_response({"data": data})
             # Not answered there (a bad argument, say): the standard path answers, errors too.
+        token = current_document.set(checked)
         try:
             result = await schema.execute(
                 query,
@@ -216,13 +291,15 @@ def mount_graphql(app: FastAPI, settings: Settings) -> None:
                 operation_name=operation_name,
                 allowed_operation_types=_ALLOWED,
             )
-        except CannotGetOperationTypeError:
+        except CannotGetOperationTypeError:  # refused above already; kept as a safety net
             # Strawberry raises these before validation; they are the document's fault.
             if operation_name is None:
                 return _document_error("The document contains no operation")
             return _document_error(f"Unknown operation named {operation_name!r}")
         except InvalidOperationTypeError:
             return _document_error("Subscriptions are not supported: send a query or a mutation")
+        finally:
+            current_document.reset(token)
         payload: dict[str, Any] = {}
         status = 200
         if result.errors:
@@ -242,7 +319,13 @@ def mount_graphql(app: FastAPI, settings: Settings) -> None:
 
 
 def _json_response(payload: dict[str, Any], status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+    try:
+        body = orjson.dumps(payload)
+    except TypeError:
+        # A message quoting a value with a lone surrogate (a variable of the wrong type, say):
+        # orjson refuses those; the standard library writes them as escapes.
+        body = json.dumps(payload, default=str).encode()
+    return Response(body, status_code=status, media_type="application/json")
 
 
 def _format_error(
@@ -284,6 +367,7 @@ def _format_error(
             "code": "VALIDATION_ERROR",
             "fields": [{"field": field, "message": message}],
         }
+        formatted["extensions"]["fields"][0]["message"] = _json_wording(message)
         formatted["message"] = ValidationFailed.message
         return formatted, 200
     # Unexpected: log it whole, show nothing internal.
@@ -298,6 +382,16 @@ def _format_error(
     if formatted.get("locations") is not None:
         masked["locations"] = formatted["locations"]
     return masked, 200
+
+
+# graphql-core words a few JSON values as Python does (None, True, False).
+_PYTHON_VALUE = re.compile(r"(not to be|found:?) (None|True|False)(?=[.,;]|$)")
+_JSON_NAMES = {"None": "null", "True": "true", "False": "false"}
+
+
+def _json_wording(message: str) -> str:
+    """`not to be None.` → `not to be null.`: values named as JSON names them."""
+    return _PYTHON_VALUE.sub(lambda m: f"{m[1]} {_JSON_NAMES[m[2]]}", message)
 
 
 def _is_coercion_error(error: GraphQLError) -> bool:

@@ -2,10 +2,10 @@
 
 graphql-core completes a result one leaf at a time (a page of 100 clients with 7 fields is
 700 completions, most of the CPU of the request). For a query whose selections are plain
-fields this module compiles the document once into a plan, cached per (query text, operation
-name), and runs the plan instead:
+fields this module compiles the document once into a plan, kept per operation name with the
+checked document (schema/documents.py: one cache, bounded by bytes), and runs the plan instead:
 
-- Eligible: a query operation that validates with the standard path's own rules; no
+- Eligible: a query operation that the endpoint's document checker found valid; no
   fragments (except `... on T` directly under `client`) and no directives anywhere; no
   response key selected twice in one selection set; root fields `clients`, `client` and
   `__typename`; below them only fields without resolvers (and ClientConnection's `edges`
@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from graphql import (
     BREAK,
-    ASTValidationRule,
     DocumentNode,
     FieldNode,
     GraphQLBoolean,
@@ -55,12 +53,9 @@ from graphql import (
     VariableDefinitionNode,
     Visitor,
     get_operation_ast,
-    parse,
-    specified_rules,
     visit,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
-from strawberry.schema.schema import validate_document
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.arguments import StrawberryArgument, convert_arguments
 
@@ -71,6 +66,7 @@ from schema.types import ClientConnection
 
 if TYPE_CHECKING:
     from schema import GatewaySchema
+    from schema.documents import CheckedDocument, DocumentChecker
 
 log = logging.getLogger("clients.graphql")
 
@@ -140,37 +136,35 @@ class Plan(NamedTuple):
 
 
 class FastPath:
-    """Plans for eligible documents (an LRU cache of plans and refusals) and their runs.
+    """Plans for eligible documents (kept with the checked document, in the endpoint's
+    byte-bounded cache of documents: schema/documents.py) and their runs.
 
     `served` and `fell_back` count requests answered here and plans that gave the request
     back to the standard path; the tests read them to know which path answered.
     """
 
-    def __init__(
-        self,
-        schema: GatewaySchema,
-        *,
-        rules: Sequence[type[ASTValidationRule]],
-        max_tokens: int,
-        cache_size: int,
-    ) -> None:
+    def __init__(self, schema: GatewaySchema, documents: DocumentChecker) -> None:
         self.schema = schema
         self._graphql = schema._schema
-        # As Strawberry builds them: the specified rules, then those AddValidationRules adds.
-        self._rules = (*specified_rules, *rules)
-        self._max_tokens = max_tokens
+        self._documents = documents
         # A schema whose extensions wrap resolvers, or that reads fields some other way,
         # must see every field resolved: then nothing is eligible.
         self._enabled = schema.config.default_resolver is getattr and not any(
             type(ext)._implements_resolve() for ext in schema.get_extensions()
         )
-        self._plans = lru_cache(maxsize=cache_size)(self._compile)
         self.served = 0
         self.fell_back = 0
 
-    def plan(self, query: str, operation_name: str | None) -> Plan | None:
-        """The plan of an eligible document; None sends the request to the standard path."""
-        return self._plans(query, operation_name)
+    def plan(self, document: CheckedDocument | str, operation_name: str | None) -> Plan | None:
+        """The plan of an eligible document (checked by the endpoint, or a query text);
+        None sends the request to the standard path."""
+        if isinstance(document, str):
+            document = self._documents.check(document)
+        plans = document.plans
+        if operation_name not in plans:
+            plans[operation_name] = self._compile(document, operation_name)
+        plan: Plan | None = plans[operation_name]
+        return plan
 
     async def run(
         self, plan: Plan, context: Context, variables: dict[str, Any] | None
@@ -190,17 +184,15 @@ class FastPath:
 
     # -- compiling --------------------------------------------------------------------------
 
-    def _compile(self, query: str, operation_name: str | None) -> Plan | None:
-        if not self._enabled:
-            return None
+    def _compile(self, checked: CheckedDocument, operation_name: str | None) -> Plan | None:
+        document = checked.document
+        if not self._enabled or document is None or checked.errors:
+            return None  # invalid documents are the standard path's to answer
         try:
-            document = parse(query, max_tokens=self._max_tokens)
             if _has_fragments_or_directives(document):
                 return None
             operation = get_operation_ast(document, operation_name)
             if operation is None or operation.operation is not OperationType.QUERY:
-                return None
-            if validate_document(self._graphql, document, self._rules):
                 return None
             roots = self._roots(operation.selection_set)
         except (GraphQLError, _NotEligible):

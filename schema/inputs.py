@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import strawberry
+from strawberry.scalars import JSON
 
 from app.clients import types as domain
 
@@ -17,23 +18,19 @@ class AddressInput:
     state: strawberry.Maybe[str | None]
     zip_code: strawberry.Maybe[str | None]
     country: strawberry.Maybe[str | None]
+    exterior: strawberry.Maybe[str | None]
+    interior: strawberry.Maybe[str | None]
+    neighborhood: strawberry.Maybe[str | None]
+    municipality: strawberry.Maybe[str | None]
 
     def to_address(self) -> domain.Address:
         return domain.Address(
-            street=_value(self.street),
-            city=_value(self.city),
-            state=_value(self.state),
-            zip_code=_value(self.zip_code),
-            country=_value(self.country),
+            **{attr: _value(getattr(self, attr)) for attr in domain.ADDRESS_ATTRS}
         )
 
     def to_patch(self) -> domain.AddressPatch:
         return domain.AddressPatch(
-            street=_patch(self.street),
-            city=_patch(self.city),
-            state=_patch(self.state),
-            zip_code=_patch(self.zip_code),
-            country=_patch(self.country),
+            **{attr: _patch(getattr(self, attr)) for attr in domain.ADDRESS_ATTRS}
         )
 
 
@@ -45,6 +42,11 @@ class CreateClientInput:
     email: str | None = None
     phone: str | None = None
     address: AddressInput | None = None
+    tax_system: str | None = strawberry.field(default=None, description="c_RegimenFiscal code")
+    cfdi_use: str | None = strawberry.field(default=None, description="c_UsoCFDI code")
+    metadata: JSON | None = strawberry.field(
+        default=None, description="String values; at most 50 keys of 1..40 characters"
+    )
 
     def to_domain(self) -> domain.NewClient:
         return domain.NewClient(
@@ -54,6 +56,9 @@ class CreateClientInput:
             email=self.email,
             phone=self.phone,
             address=None if self.address is None else self.address.to_address(),
+            tax_system=self.tax_system,
+            cfdi_use=self.cfdi_use,
+            metadata=self.metadata,
         )
 
 
@@ -65,6 +70,11 @@ class UpdateClientInput:
     email: strawberry.Maybe[str | None]
     phone: strawberry.Maybe[str | None]
     address: strawberry.Maybe[AddressInput | None]
+    tax_system: strawberry.Maybe[str | None]
+    cfdi_use: strawberry.Maybe[str | None]
+    metadata: strawberry.Maybe[JSON | None] = strawberry.field(
+        description="Merged key by key: a key set to null is removed; null removes all"
+    )
 
     def to_domain(self) -> domain.ClientPatch:
         address: domain.Patch[domain.AddressPatch] = domain.UNSET
@@ -77,6 +87,9 @@ class UpdateClientInput:
             email=_patch(self.email),
             phone=_patch(self.phone),
             address=address,
+            tax_system=_patch(self.tax_system),
+            cfdi_use=_patch(self.cfdi_use),
+            metadata=domain.UNSET if self.metadata is None else self.metadata.value,
         )
 
 
@@ -89,6 +102,10 @@ class ClientFilter:
     email: str | None = strawberry.field(default=None, description="Exact, case-insensitive")
     created_from: datetime | None = strawberry.field(default=None, description="Inclusive")
     created_to: datetime | None = strawberry.field(default=None, description="Inclusive")
+    tax_system: str | None = strawberry.field(default=None, description="Exact c_RegimenFiscal")
+    invoice_ready: bool | None = strawberry.field(
+        default=None, description="true: invoice-ready clients; false: those that are not"
+    )
 
     def to_domain(self) -> domain.ClientFilter:
         return domain.ClientFilter(
@@ -97,6 +114,8 @@ class ClientFilter:
             email=self.email,
             created_from=None if self.created_from is None else _ceil_ms(self.created_from),
             created_to=self.created_to,
+            tax_system=self.tax_system,
+            invoice_ready=self.invoice_ready,
         )
 
 

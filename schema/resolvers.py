@@ -20,11 +20,19 @@ from schema.errors import (
     ClientInUseError,
     ConflictError,
     DuplicateRfcError,
+    FieldError,
     NotFoundError,
     ValidationError,
 )
 from schema.inputs import ClientFilter, CreateClientInput, UpdateClientInput
-from schema.types import Client, ClientConnection, DeletedClient, PageInfo
+from schema.types import (
+    Client,
+    ClientConnection,
+    ClientValidation,
+    DeletedClient,
+    InvoiceReadiness,
+    PageInfo,
+)
 
 Info = strawberry.Info[Context, None]
 
@@ -50,6 +58,8 @@ LIST_FIELDS = ListFields(
     email="filter.email",
     created_from="filter.createdFrom",
     created_to="filter.createdTo",
+    tax_system="filter.taxSystem",
+    invoice_ready="filter.invoiceReady",
 )
 
 
@@ -114,6 +124,25 @@ class Query:
     ) -> ClientConnection:
         return await list_clients(
             info.context, filter=filter, first=first, after=after, offset=offset
+        )
+
+    @strawberry.field(
+        description="The errors and invoice readiness createClient would give for `input`, "
+        "without saving anything (for forms, as the user types)"
+    )
+    async def validate_client(self, info: Info, input: CreateClientInput) -> ClientValidation:
+        ctx = info.context
+        result = await ctx.services.clients.validate(
+            principal=ctx.principal, data=input.to_domain()
+        )
+        errors = dict(result.errors)
+        if result.duplicate_of is not None:
+            errors.setdefault("rfc", DuplicateRfc.message)
+        return ClientValidation(
+            valid=result.valid,
+            fields=[FieldError(field=f, message=m) for f, m in errors.items()],
+            cfdi_name=result.cfdi_name,
+            invoice_readiness=InvoiceReadiness.from_issues(result.issues),
         )
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import strawberry
+from strawberry.scalars import JSON
 
 from app.auth.principal import Principal
 from app.clients import types as domain
+from app.clients.fiscal import Issue
+from schema.errors import FieldError
 
 if TYPE_CHECKING:
     from app.clients.service import ClientService
@@ -22,6 +25,26 @@ class Address:
     state: str | None
     zip_code: str | None
     country: str | None
+    exterior: str | None = strawberry.field(description="Exterior number")
+    interior: str | None = strawberry.field(description="Interior number")
+    neighborhood: str | None = strawberry.field(description="Colonia")
+    municipality: str | None = strawberry.field(description="Municipio or alcaldía")
+
+    @classmethod
+    def from_domain(cls, a: domain.Address) -> Address:
+        return cls(**{attr: getattr(a, attr) for attr in domain.ADDRESS_ATTRS})
+
+
+@strawberry.type(description="Whether an invoice can be made from this client alone, and why not")
+class InvoiceReadiness:
+    ready: bool
+    issues: list[FieldError] = strawberry.field(description="One per missing or wrong field")
+
+    @classmethod
+    def from_issues(cls, issues: list[Issue]) -> InvoiceReadiness:
+        return cls(
+            ready=not issues, issues=[FieldError(field=i.field, message=i.message) for i in issues]
+        )
 
 
 @strawberry.type
@@ -37,6 +60,13 @@ class Client:
     livemode: bool
     created_at: datetime
     updated_at: datetime
+    tax_system: str | None = strawberry.field(description="c_RegimenFiscal code")
+    cfdi_use: str | None = strawberry.field(description="Default c_UsoCFDI of its invoices")
+    metadata: JSON = strawberry.field(description="An object of string values")
+    cfdi_name: str | None = strawberry.field(
+        description="Receptor name for an invoice: legalName upper-cased, corporate suffix removed"
+    )
+    invoice_readiness: InvoiceReadiness
 
     @classmethod
     def from_domain(cls, c: domain.Client) -> Client:
@@ -49,15 +79,24 @@ class Client:
             rfc_check_digit_valid=c.rfc_check_digit_valid,
             email=c.email,
             phone=c.phone,
-            address=None
-            if a is None
-            else Address(
-                street=a.street, city=a.city, state=a.state, zip_code=a.zip_code, country=a.country
-            ),
+            address=None if a is None else Address.from_domain(a),
             livemode=c.livemode,
             created_at=c.created_at,
             updated_at=c.updated_at,
+            tax_system=c.tax_system,
+            cfdi_use=c.cfdi_use,
+            metadata=cast(JSON, c.metadata),
+            cfdi_name=c.cfdi_name,
+            invoice_readiness=InvoiceReadiness.from_issues(c.invoice_issues()),
         )
+
+
+@strawberry.type(description="What createClient would answer for an input, without saving")
+class ClientValidation:
+    valid: bool = strawberry.field(description="createClient would succeed")
+    fields: list[FieldError] = strawberry.field(description="Its ValidationError's fields")
+    cfdi_name: str | None
+    invoice_readiness: InvoiceReadiness
 
 
 @strawberry.type

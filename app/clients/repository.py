@@ -27,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.search import name_search
-from app.clients.types import Address, Client, Position
+from app.clients.types import ADDRESS_ATTRS, Address, Client, Position
 from app.core.clock import from_ms, to_ms
 from app.db.database import driver_error, sqlstate
 from app.db.tables import Client as ClientRow
@@ -55,6 +55,13 @@ SELECT_COLUMNS = (
     c.state,
     c.zip_code,
     c.country,
+    c.exterior,
+    c.interior,
+    c.neighborhood,
+    c.municipality,
+    c.tax_system,
+    c.cfdi_use,
+    c.metadata_json,
     c.livemode,
     c.created_at,
     c.updated_at,
@@ -78,20 +85,20 @@ class SearchFilter:
     email: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    tax_system: str | None = None
+    invoice_ready: bool | None = None
 
     @property
     def is_empty(self) -> bool:
-        return not (self.name or self.rfc or self.email or self.created_from or self.created_to)
+        return (
+            not (self.name or self.rfc or self.email or self.created_from or self.created_to)
+            and self.tax_system is None
+            and self.invoice_ready is None
+        )
 
 
 def row_to_client(row: Any) -> Client:
-    address: Address | None = Address(
-        street=row.street,
-        city=row.city,
-        state=row.state,
-        zip_code=row.zip_code,
-        country=row.country,
-    )
+    address: Address | None = Address(**{name: getattr(row, name) for name in ADDRESS_ATTRS})
     if address is not None and address.is_empty():
         address = None
     return Client(
@@ -106,6 +113,10 @@ def row_to_client(row: Any) -> Client:
         livemode=row.livemode,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        tax_system=row.tax_system,
+        cfdi_use=row.cfdi_use,
+        # A JSON column: asyncpg and aiosqlite both decode it to a dict.
+        metadata=dict(row.metadata_json or {}),
     )
 
 
@@ -170,6 +181,10 @@ def _filter_conditions(f: SearchFilter) -> list[ColumnElement[bool]]:
         conds.append(c.created_at >= f.created_from)
     if f.created_to is not None:
         conds.append(c.created_at <= f.created_to)
+    if f.tax_system is not None:
+        conds.append(c.tax_system == f.tax_system)
+    if f.invoice_ready is not None:
+        conds.append(c.invoice_ready == f.invoice_ready)
     return conds
 
 

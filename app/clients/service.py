@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
+from app.clients import fiscal
 from app.clients import validation as v
 from app.clients.ids import is_client_id, new_client_id
 from app.clients.pagination import (
@@ -30,6 +31,7 @@ from app.clients.repository import (
     row_to_client,
 )
 from app.clients.types import (
+    ADDRESS_ATTRS,
     UNSET,
     Address,
     AddressPatch,
@@ -73,6 +75,8 @@ class ListFields:
     email: str = "email"
     created_from: str = "from"
     created_to: str = "to"
+    tax_system: str = "taxSystem"
+    invoice_ready: str = "invoiceReady"
 
 
 REST_LIST_FIELDS = ListFields()
@@ -110,7 +114,11 @@ class _Errors:
 
 _ADDRESS_FIELDS = (
     ("street", "street"),
+    ("exterior", "exterior"),
+    ("interior", "interior"),
+    ("neighborhood", "neighborhood"),
     ("city", "city"),
+    ("municipality", "municipality"),
     ("state", "state"),
     ("zip_code", "zipCode"),
     ("country", "country"),
@@ -118,6 +126,13 @@ _ADDRESS_FIELDS = (
 
 
 def _new_values(data: NewClient) -> dict[str, Any]:
+    values, errors = _clean_new(data)
+    errors.raise_if_any()
+    return values
+
+
+def _clean_new(data: NewClient) -> tuple[dict[str, Any], _Errors]:
+    """Every field of a create, cleaned (an invalid one: its fallback), and every error."""
     errors = _Errors()
     name = errors.run("name", lambda: v.check_name(data.name), "")
     rfc, check_ok = errors.run("rfc", lambda: v.check_rfc(data.rfc), ("", False))
@@ -133,11 +148,9 @@ def _new_values(data: NewClient) -> dict[str, Any]:
             f"address.{api}", partial(_max(v.ADDRESS_FIELD_MAX), getattr(addr, attr)), None
         )
     if "address.zipCode" not in errors.fields:
-        errors.run(
-            "address.zipCode", lambda: v.check_zip(parts["zip_code"], parts["country"]), None
-        )
-    errors.raise_if_any()
-    return {
+        errors.run("address.zipCode", lambda: _check_zip(parts["zip_code"], parts["country"]), None)
+    receptor = _new_receptor(data, None if "rfc" in errors.fields else rfc, errors)
+    values = {
         "name": name,
         "legal_name": legal,
         "rfc": rfc,
@@ -145,7 +158,71 @@ def _new_values(data: NewClient) -> dict[str, Any]:
         "email": email,
         "phone": phone,
         **parts,
+        **receptor,
     }
+    return values, errors
+
+
+def _check_zip(zip_code: str | None, country: str | None) -> None:
+    v.check_zip(zip_code, country)
+    fiscal.check_sat_zip(zip_code, country)
+
+
+def _new_receptor(data: NewClient, rfc: str | None, errors: _Errors) -> dict[str, Any]:
+    """taxSystem, cfdiUse and metadata of a create, with the cross-field rules."""
+    tax_system = errors.run("taxSystem", lambda: fiscal.check_tax_system(data.tax_system), None)
+    cfdi_use = errors.run("cfdiUse", lambda: fiscal.check_cfdi_use(data.cfdi_use), None)
+    metadata: dict[str, str] = {}
+    if data.metadata is not None:
+        try:
+            metadata = fiscal.merge_metadata({}, data.metadata, replace=True)
+        except fiscal.MetadataInvalid as exc:
+            for field, message in exc.fields.items():
+                errors.fields.setdefault(field, message)
+    receptor = fiscal.Receptor(rfc, tax_system, cfdi_use)
+    for field, message in fiscal.cross_field_errors(
+        receptor, of_tax_system=True, of_use=True
+    ).items():
+        errors.fields.setdefault(field, message)
+    return {"tax_system": tax_system, "cfdi_use": cfdi_use, "metadata_json": metadata}
+
+
+def _invoice_ready(client: Client) -> bool:
+    return not client.invoice_issues()
+
+
+def _issues_of_values(values: dict[str, Any], *, rfc_valid: bool = True) -> list[fiscal.Issue]:
+    return fiscal.readiness(
+        rfc=values["rfc"] if rfc_valid else None,
+        legal_name=values["legal_name"],
+        tax_system=values["tax_system"],
+        cfdi_use=values["cfdi_use"],
+        zip_code=values["zip_code"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    """What a create would answer, without saving: its field errors (a VALIDATION_ERROR),
+    else the client that has the RFC (a DUPLICATE_RFC), else success; and the readiness of
+    the client it would make."""
+
+    errors: dict[str, str]
+    duplicate_of: str | None
+    rfc: str
+    issues: list[fiscal.Issue]
+    cfdi_name: str | None
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors and self.duplicate_of is None
+
+    def raise_refusal(self) -> None:
+        """Raises what create would raise (ValidationFailed or DuplicateRfc), if anything."""
+        if self.errors:
+            raise ValidationFailed(dict(self.errors))
+        if self.duplicate_of is not None:
+            raise DuplicateRfc(self.rfc, self.duplicate_of)
 
 
 def new_values(data: NewClient) -> dict[str, Any]:
@@ -183,6 +260,7 @@ def _patch_values(current: Client, patch: ClientPatch) -> dict[str, Any]:
     changes.update(_rfc_changes(errors, current, patch.rfc))
     if patch.address is not UNSET:
         changes.update(_address_changes(errors, current.address, patch.address))
+    _patch_receptor(current, patch, changes, errors)
     errors.raise_if_any()
     if "name" in changes or "legal_name" in changes:
         changes.setdefault("name", current.name)
@@ -238,13 +316,72 @@ def _address_changes(
     if zip_or_country and "address.zipCode" not in errors.fields:
         errors.run(
             "address.zipCode",
-            lambda: v.check_zip(new_parts["zip_code"], new_parts["country"]),
+            lambda: _check_zip(new_parts["zip_code"], new_parts["country"]),
             None,
         )
     return changes
 
 
-_CLEAR_ADDRESS = AddressPatch(street=None, city=None, state=None, zip_code=None, country=None)
+_CLEAR_ADDRESS = AddressPatch(**dict.fromkeys(ADDRESS_ATTRS))
+
+
+def _patch_receptor(
+    current: Client,
+    patch: ClientPatch,
+    changes: dict[str, Any],
+    errors: _Errors,
+) -> None:
+    """taxSystem, cfdiUse and metadata of a merge-patch. The cross-field rules run again for
+    what changed and what depends on it: a new rfc re-checks the stored régimen and use, a
+    new régimen the stored use."""
+    for field, column, check in (
+        ("taxSystem", "tax_system", fiscal.check_tax_system),
+        ("cfdiUse", "cfdi_use", fiscal.check_cfdi_use),
+    ):
+        stored = getattr(current, column)
+        new = _changed(errors, field, getattr(patch, column), stored, check)
+        if new != stored:
+            changes[column] = new
+    if patch.metadata is not UNSET:
+        try:
+            metadata = (
+                {}
+                if patch.metadata is None
+                else fiscal.merge_metadata(current.metadata, patch.metadata, replace=False)
+            )
+        except fiscal.MetadataInvalid as exc:
+            errors.fields.update(exc.fields)
+        else:
+            if metadata != current.metadata:
+                changes["metadata_json"] = metadata
+    if "rfc" in errors.fields or "taxSystem" in errors.fields:
+        return
+    new_rfc = "rfc" in changes
+    receptor = fiscal.Receptor(
+        changes.get("rfc", current.rfc),
+        changes.get("tax_system", current.tax_system),
+        changes.get("cfdi_use", current.cfdi_use) if "cfdiUse" not in errors.fields else None,
+    )
+    found = fiscal.cross_field_errors(
+        receptor,
+        of_tax_system=new_rfc or "tax_system" in changes,
+        of_use=new_rfc or "tax_system" in changes or "cfdi_use" in changes,
+    )
+    for field, message in found.items():
+        errors.fields.setdefault(field, message)
+
+
+def _after(current: Client, changes: dict[str, Any]) -> Client:
+    """The client as `changes` (columns) leave it."""
+    address = current.address or Address()
+    new_address = replace(address, **{a: changes[a] for a in ADDRESS_ATTRS if a in changes})
+    columns = ("name", "legal_name", "rfc", "email", "phone", "tax_system", "cfdi_use")
+    return replace(
+        current,
+        **{k: changes[k] for k in columns if k in changes},
+        address=None if new_address.is_empty() else new_address,
+        metadata=changes.get("metadata_json", current.metadata),
+    )
 
 
 def _max(limit: int) -> Callable[[Any], str | None]:
@@ -293,6 +430,7 @@ class ClientService:
         records its answer there, so the two commit together or not at all)."""
         values = _new_values(data)
         values.update(_derived(values))
+        values["invoice_ready"] = not _issues_of_values(values)
         for _attempt in range(3):
             now = clock.now()
             row = {
@@ -318,6 +456,28 @@ class ClientService:
                 raise DuplicateRfc(values["rfc"], owner)
             # The owner was deleted between our insert and the look-up: try again.
         raise DuplicateRfc(values["rfc"], "")
+
+    async def validate(self, *, principal: Principal, data: NewClient) -> Validation:
+        """What `create` would answer for `data`, without writing anything: its field errors,
+        the client whose RFC it would find taken, and the readiness of what it would make."""
+        values, errors = _clean_new(data)
+        rfc_valid = "rfc" not in errors.fields
+        duplicate_of = None
+        if rfc_valid and values["rfc"] not in fiscal.GENERIC_RFCS:
+            async with self.db.read() as session:
+                duplicate_of = await self.repo.rfc_owner(
+                    session, principal.team_id, principal.livemode, values["rfc"]
+                )
+        issues = {i.field: i for i in _issues_of_values(values, rfc_valid=rfc_valid)}
+        # An invalid field stops the invoice too, with the reason the create would give.
+        issues.update({f: fiscal.Issue(f, m) for f, m in errors.fields.items()})
+        return Validation(
+            errors=dict(errors.fields),
+            duplicate_of=duplicate_of,
+            rfc=values["rfc"],
+            issues=list(issues.values()),
+            cfdi_name=fiscal.cfdi_name(values["legal_name"]),
+        )
 
     async def create_idempotent(
         self,
@@ -382,6 +542,8 @@ class ClientService:
             if not changes:
                 return current
             changes.update(_derived(changes))
+            # Stored so the invoiceReady filter reads an index; every write refreshes it.
+            changes["invoice_ready"] = _invoice_ready(_after(current, changes))
             # updatedAt strictly moves, so an ETag of it changes with every change.
             changes["updated_at"] = max(clock.now(), current.updated_at + timedelta(milliseconds=1))
             try:
@@ -582,6 +744,10 @@ class ClientService:
         ):
             if bound is not None:
                 f[key] = to_ms(bound)
+        if filters.tax_system is not None:
+            f["taxSystem"] = filters.tax_system
+        if filters.invoice_ready is not None:
+            f["invoiceReady"] = filters.invoice_ready
         payload = {"f": f, "l": limit, "p": position_to_json(position)}
         return self.signer.dumps("next", principal, payload)
 
@@ -606,12 +772,19 @@ class ClientService:
             bounds = {k: f.get(k) for k in ("from", "to")}
             if not all(b is None or isinstance(b, int) for b in bounds.values()):
                 raise InvalidToken
+            tax_system, ready = f.get("taxSystem"), f.get("invoiceReady")
+            if not (tax_system is None or isinstance(tax_system, str)):
+                raise InvalidToken
+            if not (ready is None or isinstance(ready, bool)):
+                raise InvalidToken
             filters = ClientFilter(
                 name=strings["name"],
                 rfc=strings["rfc"],
                 email=strings["email"],
                 created_from=None if bounds["from"] is None else from_ms(bounds["from"]),
                 created_to=None if bounds["to"] is None else from_ms(bounds["to"]),
+                tax_system=tax_system,
+                invoice_ready=ready,
             )
             return filters, limit, position_from_json(payload.get("p"))
         except InvalidToken:
@@ -638,8 +811,17 @@ def _search_filter(filters: ClientFilter, fields: ListFields, errors: _Errors) -
     )
     if created_from and created_to and created_from > created_to:
         errors.fields[fields.created_from] = "Must not be after the end of the range"
+    tax_system = errors.run(
+        fields.tax_system, lambda: fiscal.tax_system_query(filters.tax_system), None
+    )
     return SearchFilter(
-        name=name, rfc=rfc, email=email, created_from=created_from, created_to=created_to
+        name=name,
+        rfc=rfc,
+        email=email,
+        created_from=created_from,
+        created_to=created_to,
+        tax_system=tax_system,
+        invoice_ready=filters.invoice_ready,
     )
 
 

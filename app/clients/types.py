@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Final, TypeAlias, TypeVar, Union
 
+from app.clients import fiscal
+
 
 class _Unset(enum.Enum):
     UNSET = "UNSET"
@@ -31,9 +33,27 @@ class Address:
     state: str | None = None
     zip_code: str | None = None
     country: str | None = None
+    exterior: str | None = None
+    interior: str | None = None
+    neighborhood: str | None = None
+    municipality: str | None = None
 
     def is_empty(self) -> bool:
-        return not any((self.street, self.city, self.state, self.zip_code, self.country))
+        return not any(getattr(self, name) for name in ADDRESS_ATTRS)
+
+
+# Every attribute of an address, in the order the APIs list them.
+ADDRESS_ATTRS = (
+    "street",
+    "exterior",
+    "interior",
+    "neighborhood",
+    "city",
+    "municipality",
+    "state",
+    "zip_code",
+    "country",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +69,24 @@ class Client:
     livemode: bool
     created_at: datetime
     updated_at: datetime
+    tax_system: str | None = None
+    cfdi_use: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cfdi_name(self) -> str | None:
+        """The receptor name of an invoice (computed, never stored)."""
+        return fiscal.cfdi_name(self.legal_name)
+
+    def invoice_issues(self) -> list[fiscal.Issue]:
+        """What stops an invoice to this client now (empty: ready), by today's catalogs."""
+        return fiscal.readiness(
+            rfc=self.rfc,
+            legal_name=self.legal_name,
+            tax_system=self.tax_system,
+            cfdi_use=self.cfdi_use,
+            zip_code=self.address.zip_code if self.address else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +99,9 @@ class NewClient:
     email: str | None = None
     phone: str | None = None
     address: Address | None = None
+    tax_system: str | None = None
+    cfdi_use: str | None = None
+    metadata: Any = None  # an object of strings, as received (checked by the service)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +111,10 @@ class AddressPatch:
     state: Patch[str] = UNSET
     zip_code: Patch[str] = UNSET
     country: Patch[str] = UNSET
+    exterior: Patch[str] = UNSET
+    interior: Patch[str] = UNSET
+    neighborhood: Patch[str] = UNSET
+    municipality: Patch[str] = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +127,10 @@ class ClientPatch:
     email: Patch[str] = UNSET
     phone: Patch[str] = UNSET
     address: Patch[AddressPatch] = UNSET
+    tax_system: Patch[str] = UNSET
+    cfdi_use: Patch[str] = UNSET
+    # Merged key by key (a key set to None is removed); None removes every key.
+    metadata: Patch[Any] = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +144,8 @@ class ClientFilter:
     email: str | None = None
     created_from: datetime | str | None = None
     created_to: datetime | str | None = None
+    tax_system: str | None = None
+    invoice_ready: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +180,7 @@ def client_from_json(data: dict[str, Any]) -> Client:
         **{
             **data,
             "address": None if address is None else Address(**address),
+            "metadata": data.get("metadata") or {},
             "created_at": datetime.fromisoformat(data["created_at"]),
             "updated_at": datetime.fromisoformat(data["updated_at"]),
         }

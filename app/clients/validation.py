@@ -25,8 +25,37 @@ SEARCH_MAX = 300
 # Shared by many real clients (público en general; foreign residents): exempt from uniqueness.
 GENERIC_RFCS = frozenset({"XAXX010101000", "XEXX010101000"})
 
-_MEXICO_NAMES = frozenset({"mexico", "mx", "mex"})
+# Names of Mexico as a country field may hold them, in search_key form with punctuation and
+# spacing removed ("Estados Unidos Mexicanos", "E.U.M.", "República Mexicana", …).
+_MEXICO_NAMES = frozenset(
+    {
+        "mexico",
+        "mejico",
+        "mx",
+        "mex",
+        "estadosunidosmexicanos",
+        "eum",
+        "eeuumm",
+        "republicamexicana",
+        "repmexicana",
+        "unitedmexicanstates",
+        "mexique",
+        "mexiko",
+        "messico",
+    }
+)
 _ZIP_RE = re.compile(r"^[0-9]{5}$")
+# What an RFC may hold before it is upper-cased: ASCII letters and digits, Ñ/ñ and &, and the
+# spaces and hyphens normalize_rfc removes. Checked before case mapping, which would turn
+# "ß" into "SS" and a dotless "ı" into "I".
+_RFC_CHARACTERS = re.compile(r"^[A-Za-z0-9Ññ& \-]*$")
+# Bidirectional embeddings, overrides and isolates (LRE…RLO, LRI…PDI): they reorder how text
+# around them is displayed ("Trojan Source"); the plain marks (LRM, RLM, ALM) are kept.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Letters that display as nothing (Hangul fillers, the Braille blank): with format characters
+# (Cf), separators (Z*) and marks with nothing to sit on, a text made only of these is blank.
+_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
 
 
 class FieldInvalid(ValueError):
@@ -36,7 +65,8 @@ class FieldInvalid(ValueError):
 
 
 def clean_text(value: str | None, *, max_length: int | None = None) -> str | None:
-    """NFC, trimmed; blank is None; control characters and lone surrogates refused."""
+    """NFC, trimmed; blank (nothing visible) is None; control characters, lone surrogates
+    and bidirectional overrides refused."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -47,12 +77,20 @@ def clean_text(value: str | None, *, max_length: int | None = None) -> str | Non
             raise FieldInvalid("Must not contain control characters")
         if cat == "Cs":
             raise FieldInvalid("Must not contain unpaired surrogate characters")
+        if ch in _BIDI_CONTROLS:
+            raise FieldInvalid("Must not contain bidirectional override characters")
     text = unicodedata.normalize("NFC", value).strip()
-    if not text:
+    if _is_invisible(text):
         return None
     if max_length is not None and len(text) > max_length:
         raise FieldInvalid(f"Must be at most {max_length} characters")
     return text
+
+
+def _is_invisible(text: str) -> bool:
+    """Nothing in `text` would show: only format characters (U+200B, U+FEFF, …), spaces,
+    combining marks and blank letters. Such a text counts as blank."""
+    return all(ch in _INVISIBLE or unicodedata.category(ch) in _INVISIBLE_CATEGORIES for ch in text)
 
 
 def search_key(text: str) -> str:
@@ -76,6 +114,8 @@ def check_rfc(value: str | None) -> tuple[str, bool]:
     text = clean_text(value)
     if text is None:
         raise FieldInvalid("RFC is required")
+    if not _RFC_CHARACTERS.match(text):
+        raise FieldInvalid("Invalid RFC format: letters, digits, Ñ and & only")
     rfc = normalize_rfc(text)
     if len(rfc) not in (12, 13):
         raise FieldInvalid(
@@ -129,7 +169,10 @@ def check_phone(value: str | None) -> str | None:
 
 
 def is_mexico(country: str | None) -> bool:
-    return country is None or search_key(country) in _MEXICO_NAMES
+    if country is None:
+        return True
+    key = "".join(ch for ch in search_key(country) if ch.isalnum())
+    return key in _MEXICO_NAMES
 
 
 def check_zip(zip_code: str | None, country: str | None) -> str | None:

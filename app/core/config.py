@@ -56,10 +56,22 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = Field(default=30, ge=1)
     graphql_max_tokens: int = Field(default=2000, ge=10)
     graphql_max_cost: int = Field(default=5000, ge=1)
+    # What one `totalCount` adds to a document's cost: a count may have to read every client
+    # of the team, however small the page it comes with.
+    graphql_count_cost: int = Field(default=1000, ge=1)
+    # Parsed and validated documents kept per process, bounded by their estimated size.
+    graphql_cache_mb: int = Field(default=32, ge=1)
     # Plain `clients`/`client` queries run on a compiled plan instead of the field-by-field
     # executor (schema/fast.py); the answers are the same. false sends every document
     # through Strawberry's executor.
     graphql_fast_path: bool = True
+
+    # Slow clients (app/http/server.py, app/http/edge.py): seconds a connection may take to
+    # send a request's headers, then its body, before a 408 closes it (0: no deadline); and
+    # how long an idle connection is kept open between requests.
+    http_header_timeout: float = Field(default=10.0, ge=0)
+    http_body_timeout: float = Field(default=30.0, ge=0)
+    http_keep_alive_timeout: int = Field(default=5, ge=1)
 
     log_level: str = "INFO"
 

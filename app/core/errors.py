@@ -122,3 +122,14 @@ class IdempotencyKeyReused(DomainError):
     message = "This idempotency key was used with a different request"
     summary = "Idempotency keys cannot be reused with different parameters"
     status = 422
+
+
+class CatalogNotFound(DomainError):
+    code = "NOT_FOUND"
+    message = "Catalog not found"
+    summary = "The requested catalog does not exist"
+    status = 404
+
+    def __init__(self, catalog_id: str) -> None:
+        super().__init__()
+        self.catalog_id = catalog_id

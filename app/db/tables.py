@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -18,6 +19,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -118,6 +121,23 @@ class Client(Base):
             "created_at",
             "id",
         ),
+        # CFDI filters (migration 0004), in the default order like the others.
+        Index(
+            "ix_clients_team_id_livemode_tax_system_created_at_id",
+            "team_id",
+            "livemode",
+            "tax_system",
+            "created_at",
+            "id",
+        ),
+        Index(
+            "ix_clients_team_id_livemode_invoice_ready_created_at_id",
+            "team_id",
+            "livemode",
+            "invoice_ready",
+            "created_at",
+            "id",
+        ),
         # Name search: an FTS5 trigram table on SQLite, a GIN trigram index on PostgreSQL;
         # both made by migration 0002 (app/db/migrations/fts.py), outside the models.
     )
@@ -139,9 +159,21 @@ class Client(Base):
     state: Mapped[str | None] = mapped_column(String(200), nullable=True)
     zip_code: Mapped[str | None] = mapped_column(String(200), nullable=True)
     country: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    exterior: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    interior: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    neighborhood: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    municipality: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # CFDI 4.0 receptor data: c_RegimenFiscal and c_UsoCFDI codes (app/clients/fiscal.py).
+    tax_system: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    cfdi_use: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    # `metadata` of the APIs (the attribute name is SQLAlchemy's): an object of strings.
+    metadata_json: Mapped[dict[str, str]] = mapped_column(JSON, server_default=text("'{}'"))
+    # Whether an invoice can be made from this client alone, maintained by the service on
+    # every write (the `invoiceReady` filter reads it from its index).
+    invoice_ready: Mapped[bool] = mapped_column(Boolean, server_default=false())
     # name and legalName, NFKD, accents removed, case-folded, joined by a newline (which no
     # stored text contains, so a search never matches across the two).
-    search_text: Mapped[str] = mapped_column(String(700))
+    search_text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

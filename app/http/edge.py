@@ -7,6 +7,7 @@ responses carry the request id and nothing ever answers with an HTML page or a t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -65,8 +66,11 @@ SECURITY_HEADERS = [
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, body_timeout: float = 0) -> None:
         self.app = app
+        # Seconds a request may take to send its whole body (0: no deadline): a client that
+        # trickles it gets a 408 and the connection is closed (HTTP_BODY_TIMEOUT).
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,7 +102,22 @@ class EdgeMiddleware:
             await send(message)
 
         try:
-            body_receive = await _limited_body(scope, receive)
+            try:
+                async with asyncio.timeout(self.body_timeout or None):
+                    body_receive = await _limited_body(scope, receive)
+            except TimeoutError:
+                await _send_error(
+                    send_wrapper,
+                    408,
+                    error_body(
+                        path,
+                        code="REQUEST_TIMEOUT",
+                        message="Request body not received in time",
+                        summary="Request timeout",
+                    ),
+                    close=True,
+                )
+                return
             if body_receive is None:
                 await _send_error(
                     send_wrapper,
@@ -194,17 +213,14 @@ def _replay(body: bytes, receive: Receive, *, disconnected: bool) -> Receive:
     return replay
 
 
-async def _send_error(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+async def _send_error(send: Send, status: int, body: bytes, *, close: bool = False) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:  # the rest of the request will not be read: the connection cannot be reused
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

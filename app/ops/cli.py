@@ -50,6 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from app.core.logs import configure_logging
     from app.db.migrate import upgrade
+    from app.http.server import HTTP_PROTOCOL
 
     settings = get_settings()
     try:
@@ -83,6 +84,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.http_keep_alive_timeout,
+        http=HTTP_PROTOCOL,  # with a deadline for request headers
     )
     return 0
 

@@ -14,6 +14,7 @@ import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import func, select
@@ -21,6 +22,8 @@ from sqlalchemy.engine import make_url
 from stdnum.mx import rfc as stdnum_rfc
 from tqdm import tqdm
 
+from app.catalogs.store import CfdiUse, PostalCodes, TaxSystem, catalogs
+from app.clients import fiscal
 from app.clients import validation as v
 from app.clients.ids import new_client_id
 from app.clients.repository import ClientRepository
@@ -143,6 +146,9 @@ class Generator:
             name = f"{rng.choice(FIRST)} {rng.choice(LAST)} {rng.choice(LAST)}"
             legal = None if rng.random() < 0.5 else name
         rfc = make_rfc(rng, moral)
+        receptor = self.receptor(moral)
+        zip_code = self.postal.code_at(rng.randrange(len(self.postal)))
+        ready = not fiscal.readiness(rfc=rfc, legal_name=legal, zip_code=zip_code, **receptor)
         city, state = rng.choice(CITIES)
         email = f"contacto{i}@{'empresa' if moral else 'correo'}{i % 97}.mx"
         return {
@@ -160,18 +166,43 @@ class Generator:
             "street": f"Calle {rng.randrange(1, 300)} #{rng.randrange(1, 999)}",
             "city": city,
             "state": state,
-            "zip_code": f"{rng.randrange(1000, 99999):05d}",
+            "zip_code": zip_code,
             "country": "México",
             "search_text": v.search_text(name, legal),
             "created_at": created,
             "updated_at": created,
+            **receptor,
+            "invoice_ready": ready,
         }
+
+    def receptor(self, moral: bool) -> dict[str, str | None]:
+        """A régimen that applies to the person type (15% none) and a use it allows (30%
+        none), from SAT's catalogs: seeded clients are valid ones, most of them ready."""
+        rng = self.rng
+        regimenes = [t.code for t in self.tax_systems if (t.moral if moral else t.fisica)]
+        tax_system = None if rng.random() < 0.15 else rng.choice(regimenes)
+        uses = [u.code for u in self.cfdi_uses if tax_system in u.tax_systems]
+        cfdi_use = None if tax_system is None or rng.random() < 0.3 else rng.choice(uses)
+        return {"tax_system": tax_system, "cfdi_use": cfdi_use}
+
+    @cached_property
+    def postal(self) -> PostalCodes:
+        return catalogs().postal_codes
+
+    @cached_property
+    def tax_systems(self) -> list[TaxSystem]:
+        return list(catalogs().tax_systems.values())
+
+    @cached_property
+    def cfdi_uses(self) -> list[CfdiUse]:
+        return list(catalogs().cfdi_uses.values())
 
 
 COLUMNS = (
     "public_id", "team_id", "livemode", "name", "legal_name", "rfc", "rfc_unique",
     "rfc_check_digit_valid", "email", "email_lower", "phone", "street", "city", "state",
-    "zip_code", "country", "search_text", "created_at", "updated_at",
+    "zip_code", "country", "search_text", "created_at", "updated_at", "tax_system", "cfdi_use",
+    "invoice_ready",
 )  # fmt: skip
 # Loads this large (or larger than the table) drop secondary indexes and search structures
 # first and build them once at the end, which is several times faster than keeping them.

@@ -14,8 +14,10 @@ from fastapi.security import HTTPBearer
 
 from app.auth.principal import Principal
 from app.clients import validation as v
+from app.clients.fiscal import Issue
 from app.clients.service import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, entity_tag
 from app.clients.types import (
+    ADDRESS_ATTRS,
     UNSET,
     Address,
     AddressPatch,
@@ -33,6 +35,7 @@ from app.platform.idempotency import Outcome, fingerprint
 from app.rest import patterns
 from app.rest.errors import domain_error_response
 from app.rest.schemas import (
+    READ_ONLY_FIELDS,
     ClientCreateBody,
     ClientEnvelope,
     ClientListEnvelope,
@@ -40,12 +43,15 @@ from app.rest.schemas import (
     ClientUpdateBody,
     DeletedEnvelope,
     ErrorEnvelope,
+    ValidationEnvelope,
     _ClientBody,
     not_null,
 )
 
 JSON_TYPES = ("application/json", "application/merge-patch+json")
-LIST_PARAMS = frozenset({"limit", "offset", "name", "rfc", "email", "from", "to", "next"})
+LIST_PARAMS = frozenset(
+    {"limit", "offset", "name", "rfc", "email", "from", "to", "next", "taxSystem", "invoiceReady"}
+)
 
 _ERROR_DESCRIPTIONS = {
     400: "VALIDATION_ERROR: invalid body, parameters or pagination token",
@@ -123,26 +129,37 @@ def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None
 
 def client_json(c: Client) -> dict[str, Any]:
     a = c.address
+    issues = c.invoice_issues()
     return {
         "id": c.id,
         "name": c.name,
         "legalName": c.legal_name,
         "client": {"rfc": c.rfc, "email": c.email},
         "phone": c.phone,
-        "address": None
-        if a is None
-        else {
-            "street": a.street,
-            "city": a.city,
-            "state": a.state,
-            "zipCode": a.zip_code,
-            "country": a.country,
-        },
+        "address": None if a is None else address_json(a),
         "timestamp": format_timestamp(c.created_at),
         "updatedAt": format_timestamp(c.updated_at),
         "livemode": c.livemode,
         "rfcCheckDigitValid": c.rfc_check_digit_valid,
+        "taxSystem": c.tax_system,
+        "cfdiUse": c.cfdi_use,
+        "metadata": c.metadata,
+        "cfdiName": c.cfdi_name,
+        "invoiceReady": not issues,
+        "invoiceIssues": issues_json(issues),
     }
+
+
+def address_json(a: Address) -> dict[str, str | None]:
+    return {_API_NAMES.get(attr, attr): getattr(a, attr) for attr in ADDRESS_ATTRS}
+
+
+def issues_json(issues: list[Issue]) -> list[dict[str, str]]:
+    return [{"field": i.field, "message": i.message} for i in issues]
+
+
+# Address attributes whose API name differs.
+_API_NAMES = {"zip_code": "zipCode"}
 
 
 def if_match_tags(value: str | None) -> list[str] | None:
@@ -221,7 +238,8 @@ async def create_client(
         key=idempotency_key,
         key_field=IDEMPOTENCY_HEADER,
         request_fingerprint=fingerprint(
-            "POST /v2/clients", body.model_dump(mode="json", exclude_unset=True)
+            "POST /v2/clients",
+            body.model_dump(mode="json", exclude_unset=True, exclude=set(READ_ONLY_FIELDS)),
         ),
         answer=partial(_create_answer, request.url.path),
     )
@@ -249,12 +267,39 @@ def _new_client(body: ClientCreateBody) -> NewClient:
         address=None
         if address is None
         else Address(
-            street=address.street,
-            city=address.city,
-            state=address.state,
-            zip_code=address.zipCode,
-            country=address.country,
+            **{attr: getattr(address, _API_NAMES.get(attr, attr)) for attr in ADDRESS_ATTRS}
         ),
+        tax_system=body.taxSystem,
+        cfdi_use=body.cfdiUse,
+        metadata=body.metadata,
+    )
+
+
+@router.post(
+    "/validate",
+    response_model=ValidationEnvelope,
+    summary="Validate a client without saving it: the errors and readiness a create would give",
+    description="Answers exactly what `POST /v2/clients` would (the same 400 VALIDATION_ERROR "
+    "or 409 DUPLICATE_RFC), except that nothing is written and a success is a 200 with the "
+    "invoice readiness and cfdiName of the client the create would make.",
+    responses=_errors(400, 409, 413, 415),
+    dependencies=[Depends(require_json)],
+)
+async def validate_client(body: ClientCreateBody, who: Auth, request: Request) -> Response:
+    _no_query(request)
+    result = await client_service(request).validate(principal=who, data=_new_client(body))
+    result.raise_refusal()
+    return _json(
+        {
+            "data": {
+                "valid": result.valid,
+                "errors": result.errors,
+                "cfdiName": result.cfdi_name,
+                "invoiceReady": not result.issues,
+                "invoiceIssues": issues_json(result.issues),
+            },
+            "message": "Client validated successfully",
+        }
     )
 
 
@@ -346,6 +391,14 @@ NextQuery = Annotated[
         json_schema_extra={"pattern": r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$"},
     ),
 ]
+TaxSystemQuery = Annotated[
+    str | None,
+    Query(alias="taxSystem", max_length=16, description="Exact c_RegimenFiscal code"),
+]
+InvoiceReadyQuery = Annotated[
+    bool | None,
+    Query(alias="invoiceReady", description="true: invoice-ready clients; false: the others"),
+]
 
 
 @router.get(
@@ -365,6 +418,8 @@ async def list_clients(
     from_: FromQuery = None,
     to: ToQuery = None,
     next_: NextQuery = None,
+    tax_system: TaxSystemQuery = None,
+    invoice_ready: InvoiceReadyQuery = None,
 ) -> Response:
     _check_query(request)
     if next_ is not None:
@@ -372,7 +427,15 @@ async def list_clients(
     service = client_service(request)
     page = await service.list(
         principal=who,
-        filters=ClientFilter(name=name, rfc=rfc, email=email, created_from=from_, created_to=to),
+        filters=ClientFilter(
+            name=name,
+            rfc=rfc,
+            email=email,
+            created_from=from_,
+            created_to=to,
+            tax_system=tax_system,
+            invoice_ready=invoice_ready,
+        ),
         limit=limit,
         offset=offset,
         next_token=next_,
@@ -457,11 +520,11 @@ def _client_patch(body: _ClientBody) -> ClientPatch:
         else:
             sent = given.model_fields_set
             address = AddressPatch(
-                street=given.street if "street" in sent else UNSET,
-                city=given.city if "city" in sent else UNSET,
-                state=given.state if "state" in sent else UNSET,
-                zip_code=given.zipCode if "zipCode" in sent else UNSET,
-                country=given.country if "country" in sent else UNSET,
+                **{
+                    attr: getattr(given, name) if name in sent else UNSET
+                    for attr in ADDRESS_ATTRS
+                    for name in (_API_NAMES.get(attr, attr),)
+                }
             )
     return ClientPatch(
         name=body.name if "name" in fields else UNSET,
@@ -470,6 +533,9 @@ def _client_patch(body: _ClientBody) -> ClientPatch:
         email=email,
         phone=body.phone if "phone" in fields else UNSET,
         address=address,
+        tax_system=body.taxSystem if "taxSystem" in fields else UNSET,
+        cfdi_use=body.cfdiUse if "cfdiUse" in fields else UNSET,
+        metadata=body.metadata if "metadata" in fields else UNSET,
     )
 
 

@@ -16,7 +16,22 @@ _FORBID = ConfigDict(extra="forbid")
 Schema = dict[str, Any]
 
 
+<<<<<<< HEAD
 def not_null(schema: Schema) -> None:
+=======
+def _max(length: int) -> Callable[[dict[str, Any]], None]:
+    """Documents a length the service checks (its 400 says it in the API's own words)."""
+
+    def document(schema: dict[str, Any]) -> None:
+        for variant in schema.get("anyOf", [schema]):
+            if variant.get("type") == "string":
+                variant["maxLength"] = length
+
+    return document
+
+
+def not_null(schema: dict[str, Any]) -> None:
+>>>>>>> main
     """Documents an optional field as never null: the model takes null only so that the 400
     names the field, which a request cannot usefully send."""
     variants = schema.pop("anyOf", None)
@@ -99,6 +114,35 @@ class AddressBody(BaseModel):
     country: StrictStr | None = Field(
         None, examples=["México"], json_schema_extra=text(v.ADDRESS_FIELD_MAX)
     )
+<<<<<<< HEAD
+=======
+    country: StrictStr | None = Field(None, examples=["México"])
+    exterior: StrictStr | None = Field(
+        None, description="Exterior number", examples=["123"], json_schema_extra=_max(200)
+    )
+    interior: StrictStr | None = Field(
+        None, description="Interior number", examples=["4B"], json_schema_extra=_max(200)
+    )
+    neighborhood: StrictStr | None = Field(
+        None, description="Colonia", examples=["Roma Norte"], json_schema_extra=_max(200)
+    )
+    municipality: StrictStr | None = Field(
+        None,
+        description="Municipio or alcaldía",
+        examples=["Cuauhtémoc"],
+        json_schema_extra=_max(200),
+    )
+
+
+def _metadata_schema(schema: dict[str, Any]) -> None:
+    schema.pop("anyOf", None)
+    schema.update(
+        type="object",
+        maxProperties=50,
+        propertyNames={"minLength": 1, "maxLength": 40},
+        additionalProperties={"type": ["string", "null"], "maxLength": 500},
+    )
+>>>>>>> main
 
 
 class ClientRefBody(BaseModel):
@@ -153,11 +197,32 @@ class _ClientBody(BaseModel):
         json_schema_extra=documented(pattern=patterns.PHONE_MX),
     )
     address: AddressBody | None = None
+    taxSystem: StrictStr | None = Field(
+        None,
+        description="c_RegimenFiscal code, applicable to the RFC's person type (GET "
+        "/v2/catalogs/c_RegimenFiscal)",
+        examples=["601"],
+        json_schema_extra=_max(16),
+    )
+    cfdiUse: StrictStr | None = Field(
+        None,
+        description="Default c_UsoCFDI of this client's invoices, allowed for its taxSystem",
+        examples=["G03"],
+        json_schema_extra=_max(16),
+    )
+    metadata: dict[str, Any] | None = Field(
+        None,
+        description="String values, at most 50 keys of 1..40 characters, values up to 500. "
+        "On update it merges key by key: a key set to null is removed; null removes all.",
+        examples=[{"erpId": "C-1042"}],
+        json_schema_extra=_metadata_schema,
+    )
     client: ClientRefBody | None = Field(
         None,
         description="Alias of the top-level rfc and email (null is a 400)",
         json_schema_extra=not_null,
     )
+<<<<<<< HEAD
     id: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
     timestamp: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
     updatedAt: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
@@ -165,6 +230,22 @@ class _ClientBody(BaseModel):
     rfcCheckDigitValid: Any = Field(
         None, description="Read-only; ignored", json_schema_extra=_READ_ONLY
     )
+=======
+    # Read-only fields of a client as returned: accepted and ignored, so a GET can be sent back.
+    id: Any = Field(None, description="Read-only; ignored")
+    timestamp: Any = Field(None, description="Read-only; ignored")
+    updatedAt: Any = Field(None, description="Read-only; ignored")
+    livemode: Any = Field(None, description="Read-only; ignored")
+    rfcCheckDigitValid: Any = Field(None, description="Read-only; ignored")
+    cfdiName: Any = Field(None, description="Read-only; ignored")
+    invoiceReady: Any = Field(None, description="Read-only; ignored")
+    invoiceIssues: Any = Field(None, description="Read-only; ignored")
+
+
+# The read-only fields above: ignored, so left out of what an idempotency key fingerprints
+# (they may hold any JSON, nested deeper than a serialiser takes).
+READ_ONLY_FIELDS = frozenset({"id", "timestamp", "updatedAt", "livemode", "rfcCheckDigitValid"})
+>>>>>>> main
 
 
 class ClientCreateBody(_ClientBody):
@@ -220,10 +301,19 @@ class ClientUpdateBody(_ClientBody):
 
 class AddressOut(BaseModel):
     street: str | None
+    exterior: str | None
+    interior: str | None
+    neighborhood: str | None
     city: str | None
+    municipality: str | None
     state: str | None
     zipCode: str | None
     country: str | None
+
+
+class InvoiceIssueOut(BaseModel):
+    field: str = Field(examples=["taxSystem"])
+    message: str
 
 
 class ClientRefOut(BaseModel):
@@ -256,6 +346,14 @@ class ClientOut(BaseModel):
     )
     livemode: bool
     rfcCheckDigitValid: bool
+    taxSystem: str | None = Field(description="c_RegimenFiscal code")
+    cfdiUse: str | None = Field(description="c_UsoCFDI code")
+    metadata: dict[str, str]
+    cfdiName: str | None = Field(
+        description="Receptor name for an invoice: legalName upper-cased, corporate suffix removed"
+    )
+    invoiceReady: bool = Field(description="An invoice can be made from this client alone")
+    invoiceIssues: list[InvoiceIssueOut] = Field(description="Why not, one entry per field")
 
 
 class ClientEnvelope(BaseModel):
@@ -290,4 +388,17 @@ class ErrorDetail(BaseModel):
 
 class ErrorEnvelope(BaseModel):
     error: ErrorDetail
+    message: str
+
+
+class ValidationOut(BaseModel):
+    valid: bool = Field(description="Always true in a 200: a create would succeed")
+    errors: dict[str, str] = Field(description="Always empty in a 200 (a 400 names them)")
+    cfdiName: str | None
+    invoiceReady: bool
+    invoiceIssues: list[InvoiceIssueOut]
+
+
+class ValidationEnvelope(BaseModel):
+    data: ValidationOut
     message: str

@@ -14,7 +14,8 @@ from tests.support import Key
 
 CLIENT_FIELDS = """
   id name legalName rfc rfcCheckDigitValid email phone livemode createdAt updatedAt
-  address { street city state zipCode country }
+  address { street exterior interior neighborhood city municipality state zipCode country }
+  taxSystem cfdiUse metadata cfdiName invoiceReadiness { ready issues { field message } }
 """
 
 MEMBERS = {

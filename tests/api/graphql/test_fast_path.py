@@ -48,8 +48,22 @@ CLIENT_LEAVES = [
     "livemode",
     "createdAt",
     "updatedAt",
+    "taxSystem",
+    "cfdiUse",
+    "metadata",
+    "cfdiName",
 ]
-ADDRESS_LEAVES = ["street", "city", "state", "zipCode", "country"]
+ADDRESS_LEAVES = [
+    "street",
+    "exterior",
+    "interior",
+    "neighborhood",
+    "city",
+    "municipality",
+    "state",
+    "zipCode",
+    "country",
+]
 PAGE_INFO_LEAVES = ["hasNextPage", "hasPreviousPage", "startCursor", "endCursor"]
 REQUEST_ID = re.compile(rb'"requestId":"[0-9a-f]*"')
 BENCHMARK = "{ clients(first: 100) { nodes { id name legalName rfc email phone createdAt } } }"
@@ -125,6 +139,14 @@ ADDRESSES: list[Address | None] = [
         zip_code="06000",
         country="MX",
     ),
+    Address(
+        street="Calle 5 de Mayo",
+        exterior="12",
+        interior="3-A",
+        neighborhood="Zona Centro",
+        municipality="Aguascalientes",
+        zip_code="20000",
+    ),
     Address(street="1 Market St", city="San Francisco", zip_code="94105-1234", country="US"),
     Address(state="Jalisco"),
 ]
@@ -139,13 +161,19 @@ async def world(app: Any, db: Database, client: httpx.AsyncClient) -> World:
     for i in range(36):
         name = NAMES[i % len(NAMES)]
         generic = i in (7, 19)  # two clients share the generic RFC
+        moral = i % 4 == 0
+        # Régimen, use and metadata varied: ready clients, clients with issues, none at all.
+        tax_system = None if i % 3 == 1 else "616" if generic else "601" if moral else "612"
         data = NewClient(
             name=f"{name} {i}" if i % 5 else name,
-            rfc="XAXX010101000" if generic else new_rfc(moral=i % 4 == 0),
+            rfc="XAXX010101000" if generic else new_rfc(moral=moral),
             legal_name=None if i % 3 else f"{name} S.A. de C.V.",
             email=None if i % 4 == 1 else f"Cliente.{i}@Ejemplo.MX",
             phone=None if i % 2 else f"+52 55 1234 {i:04d}",
             address=rng.choice(ADDRESSES),
+            tax_system=tax_system,
+            cfdi_use=None if i % 5 == 2 else "S01" if generic else "G03",
+            metadata={"erp": f"E-{i}", "nota": 'con "comillas" y ñ'} if i % 4 == 3 else None,
         )
         await service.create(principal=key.principal, data=data)
     await service.create(principal=other_key.principal, data=NewClient(name="Ajena", rfc=new_rfc()))
@@ -283,6 +311,10 @@ class Generator:
             f["rfc"] = rfc.lower() if rng.random() < 0.3 else rfc
         if rng.random() < 0.15:
             f["email"] = rng.choice(w.emails).upper()
+        if rng.random() < 0.15:
+            f["taxSystem"] = rng.choice(["601", "612", "616", "605"])
+        if rng.random() < 0.15:
+            f["invoiceReady"] = rng.random() < 0.5
         if rng.random() < 0.3:
             low, high = sorted(rng.sample(range(len(w.created)), 2))
             start, end = w.created[high], w.created[low]  # newest first: high is older
@@ -315,7 +347,11 @@ class Generator:
             if choice < 0.4:
                 args.append(f"filter: {variables.use(rng, 'ClientFilter', value)}")
             elif choice < 0.6 and value:  # one variable per filter field
-                types = {"createdFrom": "DateTime", "createdTo": "DateTime"}
+                types = {
+                    "createdFrom": "DateTime",
+                    "createdTo": "DateTime",
+                    "invoiceReady": "Boolean",
+                }
                 inner = ", ".join(
                     f"{k}: {variables.use(rng, types.get(k, 'String'), v)}"
                     for k, v in value.items()

@@ -288,7 +288,13 @@ async def test_execution_errors_keep_data_null(client: httpx.AsyncClient, key_a:
 
 # -- limits -----------------------------------------------------------------------------------
 
-LIMITS = {"max_depth": 3, "max_aliases": 3, "max_tokens": 120, "max_cost": 100}
+LIMITS = {
+    "max_depth": 3,
+    "max_aliases": 3,
+    "max_tokens": 120,
+    "max_cost": 100,
+    "count_cost": 10,
+}
 
 
 @pytest.fixture(scope="module")

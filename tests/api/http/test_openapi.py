@@ -80,6 +80,9 @@ async def test_every_route_documents_its_errors(client: httpx.AsyncClient) -> No
         ("/v2/clients/{clientId}", "put"): {"200", "400", "401", "404", "409", "412", "415"},
         ("/v2/clients/{clientId}", "patch"): {"200", "400", "401", "404", "409", "412", "415"},
         ("/v2/clients/{clientId}", "delete"): {"200", "401", "404", "409", "412"},
+        ("/v2/clients/validate", "post"): {"200", "400", "401", "409", "413", "415"},
+        ("/v2/catalogs", "get"): {"200", "400", "401"},
+        ("/v2/catalogs/{catalogId}", "get"): {"200", "400", "401", "404"},
     }
     found = {(path, method): op for path, method, op in _operations(doc)}
     assert set(found) == set(expected)
@@ -120,6 +123,9 @@ OPERATIONS = [
     ("PUT", "/v2/clients/{clientId}"),
     ("PATCH", "/v2/clients/{clientId}"),
     ("DELETE", "/v2/clients/{clientId}"),
+    ("POST", "/v2/clients/validate"),
+    ("GET", "/v2/catalogs"),
+    ("GET", "/v2/catalogs/{catalogId}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
 ]

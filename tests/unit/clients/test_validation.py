@@ -291,3 +291,72 @@ def test_last_day_of_the_calendar_is_a_valid_end() -> None:
     assert v.parse_date_bound("9999-12-31", end=True) == datetime(
         9999, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC
     )
+
+
+# -- what an attacker found (issue 10, class 8) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", ["Mß9307148T4", "MAB930714ıT4", "MAB930714ſT4", "ﬀAB9307148T4", "MAB9307148Ｔ4"]
+)
+def test_rfc_characters_are_checked_before_case_mapping(value: str) -> None:
+    # Each upper-cases into a valid-looking RFC ("ß" → "SS", "ı" → "I", "ſ" → "S", "ﬀ" → "FF").
+    with pytest.raises(v.FieldInvalid, match="Invalid RFC format"):
+        v.check_rfc(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["mab9307148t4", "ñab9307148t4", "MAB-930714 8T4", "&AB9307148T4"]
+)
+def test_rfcs_in_lower_case_or_spaced_still_pass(value: str) -> None:
+    rfc, _ = v.check_rfc(value)
+    assert rfc == v.normalize_rfc(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["\u200b", "\ufeff", "\u200b\ufeff\u2060 \u00ad", "\u3164", "\u0301\u0301", " \u2800 "]
+)
+def test_text_made_only_of_invisible_characters_is_blank(value: str) -> None:
+    assert v.clean_text(value) is None
+    with pytest.raises(v.FieldInvalid, match="Name is required"):
+        v.check_name(value)
+
+
+def test_invisible_characters_inside_visible_text_are_kept() -> None:
+    # Zero-width joiners and non-joiners are part of how some scripts are written.
+    assert v.clean_text("می\u200cخواهم") == "می\u200cخواهم"
+
+
+@pytest.mark.parametrize("ch", list("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+def test_bidirectional_overrides_are_refused(ch: str) -> None:
+    with pytest.raises(v.FieldInvalid, match="bidirectional"):
+        v.clean_text(f"factura{ch}fdp.exe")
+
+
+def test_bidirectional_marks_are_kept() -> None:
+    assert v.clean_text("abc \u200f שלום") == "abc \u200f שלום"
+
+
+@pytest.mark.parametrize(
+    "country",
+    [
+        "Estados Unidos Mexicanos",
+        "ESTADOS UNIDOS MEXICANOS",
+        "E.U.M.",
+        "República Mexicana",
+        "Méjico",
+        "United Mexican States",
+        " méxico ",
+        "MX",
+    ],
+)
+def test_every_name_of_mexico_gets_the_zip_rule(country: str) -> None:
+    assert v.is_mexico(country)
+    with pytest.raises(v.FieldInvalid, match="five digits"):
+        v.check_zip("ABC", country)
+
+
+@pytest.mark.parametrize("country", ["Estados Unidos", "USA", "Nuevo México", "Guatemala"])
+def test_other_countries_do_not(country: str) -> None:
+    assert not v.is_mexico(country)
+    assert v.check_zip("ABC", country) == "ABC"
