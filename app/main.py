@@ -109,15 +109,9 @@ def _allowed_methods(request: Request) -> str:
     path = request.url.path
     methods: set[str] = set()
     paths = request.app.openapi().get("paths", {})
-<<<<<<< HEAD
-    if path in paths:  # a literal route (/v2/clients/export) wins over a template
-        paths = {path: paths[path]}
-    for template, item in paths.items():
-=======
     # OpenAPI: a concrete path (`/v2/clients/validate`) is matched before a templated one.
     concrete = paths.get(path)
     for template, item in [(path, concrete)] if concrete else paths.items():
->>>>>>> main
         pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
         if re.fullmatch(pattern, path):
             methods.update(m.upper() for m in item if m.upper() in _METHOD_ORDER)

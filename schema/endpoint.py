@@ -20,16 +20,6 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
-<<<<<<< HEAD
-from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    ValidationCache,
-)
-=======
-from fastapi.responses import HTMLResponse
 from graphql import (
     ASTValidationRule,
     GraphQLError,
@@ -39,8 +29,6 @@ from graphql import (
     specified_rules,
 )
 from graphql import OperationType as GraphQLOperationType
-from strawberry.http.ides import get_graphql_ide_html
->>>>>>> main
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 

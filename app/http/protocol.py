@@ -13,9 +13,8 @@ import asyncio
 import uuid
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
 from app.http.edge import SECURITY_HEADERS, error_body
+from app.http.server import GuardedH11Protocol, GuardedHttpToolsProtocol
 
 MESSAGE = (
     "Malformed HTTP request: the request line or a header could not be parsed "
@@ -46,24 +45,17 @@ def _json_400(protocol: Any) -> None:
     protocol.transport.close()
 
 
-class JsonErrorH11Protocol(H11Protocol):
+class JsonErrorH11Protocol(GuardedH11Protocol):
     def send_400_response(self, msg: str) -> None:
         _json_400(self)
 
 
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-except ImportError:  # pragma: no cover  (uvicorn without its [standard] extra)
-    JsonErrorHttpToolsProtocol: type[asyncio.Protocol] | None = None
-else:
-
-    class _JsonErrorHttpTools(HttpToolsProtocol):
-        def send_400_response(self, msg: str) -> None:
-            _json_400(self)
-
-    JsonErrorHttpToolsProtocol = _JsonErrorHttpTools
+class JsonErrorHttpToolsProtocol(GuardedHttpToolsProtocol):
+    def send_400_response(self, msg: str) -> None:
+        _json_400(self)
 
 
 def server_protocol() -> type[asyncio.Protocol]:
-    """uvicorn's "auto" choice (httptools when installed, else h11), answering 400 in JSON."""
-    return JsonErrorHttpToolsProtocol or JsonErrorH11Protocol
+    """What `serve` runs: httptools (as uvicorn's "auto" with uvicorn[standard]), with the
+    header deadline of app/http/server.py, answering 400 in JSON."""
+    return JsonErrorHttpToolsProtocol

@@ -50,7 +50,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from app.core.logs import configure_logging
     from app.db.migrate import upgrade
-    from app.http.server import HTTP_PROTOCOL
 
     settings = get_settings()
     try:
@@ -75,6 +74,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "app.main:create_app",
         factory=True,
+        # uvicorn's protocol with a deadline for request headers (app/http/server.py) and
+        # a JSON 400 for requests it cannot parse (app/http/protocol.py).
         http=server_protocol(),
         host=args.host,
         port=args.port,
@@ -85,7 +86,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server_header=False,
         timeout_graceful_shutdown=10,
         timeout_keep_alive=settings.http_keep_alive_timeout,
-        http=HTTP_PROTOCOL,  # with a deadline for request headers
     )
     return 0
 

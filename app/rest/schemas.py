@@ -16,9 +16,6 @@ _FORBID = ConfigDict(extra="forbid")
 Schema = dict[str, Any]
 
 
-<<<<<<< HEAD
-def not_null(schema: Schema) -> None:
-=======
 def _max(length: int) -> Callable[[dict[str, Any]], None]:
     """Documents a length the service checks (its 400 says it in the API's own words)."""
 
@@ -30,8 +27,7 @@ def _max(length: int) -> Callable[[dict[str, Any]], None]:
     return document
 
 
-def not_null(schema: dict[str, Any]) -> None:
->>>>>>> main
+def not_null(schema: Schema) -> None:
     """Documents an optional field as never null: the model takes null only so that the 400
     names the field, which a request cannot usefully send."""
     variants = schema.pop("anyOf", None)
@@ -114,9 +110,6 @@ class AddressBody(BaseModel):
     country: StrictStr | None = Field(
         None, examples=["México"], json_schema_extra=text(v.ADDRESS_FIELD_MAX)
     )
-<<<<<<< HEAD
-=======
-    country: StrictStr | None = Field(None, examples=["México"])
     exterior: StrictStr | None = Field(
         None, description="Exterior number", examples=["123"], json_schema_extra=_max(200)
     )
@@ -142,7 +135,6 @@ def _metadata_schema(schema: dict[str, Any]) -> None:
         propertyNames={"minLength": 1, "maxLength": 40},
         additionalProperties={"type": ["string", "null"], "maxLength": 500},
     )
->>>>>>> main
 
 
 class ClientRefBody(BaseModel):
@@ -222,7 +214,7 @@ class _ClientBody(BaseModel):
         description="Alias of the top-level rfc and email (null is a 400)",
         json_schema_extra=not_null,
     )
-<<<<<<< HEAD
+    # Read-only fields of a client as returned: accepted and ignored, so a GET can be sent back.
     id: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
     timestamp: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
     updatedAt: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
@@ -230,22 +222,14 @@ class _ClientBody(BaseModel):
     rfcCheckDigitValid: Any = Field(
         None, description="Read-only; ignored", json_schema_extra=_READ_ONLY
     )
-=======
-    # Read-only fields of a client as returned: accepted and ignored, so a GET can be sent back.
-    id: Any = Field(None, description="Read-only; ignored")
-    timestamp: Any = Field(None, description="Read-only; ignored")
-    updatedAt: Any = Field(None, description="Read-only; ignored")
-    livemode: Any = Field(None, description="Read-only; ignored")
-    rfcCheckDigitValid: Any = Field(None, description="Read-only; ignored")
-    cfdiName: Any = Field(None, description="Read-only; ignored")
-    invoiceReady: Any = Field(None, description="Read-only; ignored")
-    invoiceIssues: Any = Field(None, description="Read-only; ignored")
+    cfdiName: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
+    invoiceReady: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
+    invoiceIssues: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
 
 
 # The read-only fields above: ignored, so left out of what an idempotency key fingerprints
 # (they may hold any JSON, nested deeper than a serialiser takes).
 READ_ONLY_FIELDS = frozenset({"id", "timestamp", "updatedAt", "livemode", "rfcCheckDigitValid"})
->>>>>>> main
 
 
 class ClientCreateBody(_ClientBody):
