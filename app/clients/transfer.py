@@ -22,6 +22,7 @@ from app.auth.principal import Principal
 from app.clients.repository import row_to_client
 from app.clients.service import MAX_LIMIT, ClientService, new_values
 from app.clients.types import (
+    ADDRESS_ATTRS,
     UNSET,
     Address,
     AddressPatch,
@@ -45,6 +46,13 @@ CSV_COLUMNS = (
     "address.state",
     "address.zipCode",
     "address.country",
+    "address.exterior",
+    "address.interior",
+    "address.neighborhood",
+    "address.municipality",
+    "taxSystem",
+    "cfdiUse",
+    "metadata",
     "timestamp",
     "updatedAt",
     "livemode",
@@ -75,6 +83,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
     return str(value)
 
 
@@ -127,9 +137,27 @@ WRITABLE = (
     "address.state",
     "address.zipCode",
     "address.country",
+    "address.exterior",
+    "address.interior",
+    "address.neighborhood",
+    "address.municipality",
+    "taxSystem",
+    "cfdiUse",
+    "metadata",  # an object (JSON Lines), or its JSON text (CSV)
 )
 # Read-only fields of a client as exported: accepted and ignored, so an export re-imports.
-READ_ONLY = frozenset({"id", "timestamp", "updatedAt", "livemode", "rfcCheckDigitValid"})
+READ_ONLY = frozenset(
+    {
+        "id",
+        "timestamp",
+        "updatedAt",
+        "livemode",
+        "rfcCheckDigitValid",
+        "cfdiName",
+        "invoiceReady",
+        "invoiceIssues",
+    }
+)
 BATCH = 500
 
 
@@ -409,21 +437,24 @@ def _match_key(rfc: str, name: str) -> tuple[str, str]:
 
 
 def _types(fields: dict[str, Any]) -> dict[str, str]:
-    return {
-        k: "Must be a string" for k, v in fields.items() if v is not None and not isinstance(v, str)
-    }
+    """Values must be strings (metadata: an object, or its JSON text in a CSV cell)."""
+    problems: dict[str, str] = {}
+    metadata = fields.get("metadata")
+    if isinstance(metadata, str):
+        try:
+            fields["metadata"] = orjson.loads(metadata)
+        except orjson.JSONDecodeError:
+            problems["metadata"] = "Must be a JSON object"
+    for key, value in fields.items():
+        if key != "metadata" and value is not None and not isinstance(value, str):
+            problems[key] = "Must be a string"
+    return problems
 
 
 def _address(fields: dict[str, Any], absent: Any) -> dict[str, Any]:
     return {
-        attr: fields.get(f"address.{api}", absent)
-        for attr, api in (
-            ("street", "street"),
-            ("city", "city"),
-            ("state", "state"),
-            ("zip_code", "zipCode"),
-            ("country", "country"),
-        )
+        attr: fields.get("address." + ("zipCode" if attr == "zip_code" else attr), absent)
+        for attr in ADDRESS_ATTRS
     }
 
 
@@ -435,6 +466,9 @@ def _new_client(fields: dict[str, Any]) -> NewClient:
         email=fields.get("email"),
         phone=fields.get("phone"),
         address=Address(**_address(fields, None)),
+        tax_system=fields.get("taxSystem"),
+        cfdi_use=fields.get("cfdiUse"),
+        metadata=fields.get("metadata"),
     )
 
 
@@ -446,5 +480,8 @@ def _patch(fields: dict[str, Any]) -> ClientPatch:
         legal_name=fields.get("legalName", UNSET),
         email=fields.get("email", UNSET),
         phone=fields.get("phone", UNSET),
+        tax_system=fields.get("taxSystem", UNSET),
+        cfdi_use=fields.get("cfdiUse", UNSET),
+        metadata=fields.get("metadata", UNSET),
         address=AddressPatch(**address) if any(v is not UNSET for v in address.values()) else UNSET,
     )

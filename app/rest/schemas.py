@@ -130,7 +130,7 @@ class AddressBody(BaseModel):
 def _metadata_schema(schema: dict[str, Any]) -> None:
     schema.pop("anyOf", None)
     schema.update(
-        type="object",
+        type=["object", "null"],  # null removes every key
         maxProperties=50,
         propertyNames={"minLength": 1, "maxLength": 40},
         additionalProperties={"type": ["string", "null"], "maxLength": 500},
