@@ -14,14 +14,19 @@ from __future__ import annotations
 # Characters the service refuses in any text: Unicode category Cc. (Lone surrogates are
 # refused too, but no regex dialect of JSON Schema tools can name them: JSON text that is
 # well-formed Unicode has none.)
-_FORBIDDEN = r"\x00-\x1f\x7f-\x9f"
+_FORBIDDEN = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"  # and bidi overrides
 _ALLOWED = f"[^{_FORBIDDEN}]"
 # Whitespace that `str.strip()` removes and that is not a control character.
 _SPACE = r"[ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 # Any text without control characters (query parameters, bounded by maxLength as sent).
 TEXT = f"^{_ALLOWED}*$"
-_SOLID = rf"[^\s{_FORBIDDEN}]"  # neither a control character nor whitespace
+# Neither a control character, whitespace, nor what displays as nothing (a text made only
+# of invisible letters, format characters or lone combining marks counts as blank).
+_SOLID = (
+    rf"[^\s{_FORBIDDEN}\u0300-\u036f\u00ad\u115f\u1160\u3164\uffa0\u2800"
+    r"\u200b-\u200f\u2060-\u2064\ufeff]"
+)
 
 
 def bounded_text(max_length: int) -> str:

@@ -111,19 +111,28 @@ class AddressBody(BaseModel):
         None, examples=["México"], json_schema_extra=text(v.ADDRESS_FIELD_MAX)
     )
     exterior: StrictStr | None = Field(
-        None, description="Exterior number", examples=["123"], json_schema_extra=_max(200)
+        None,
+        description="Exterior number",
+        examples=["123"],
+        json_schema_extra=text(v.ADDRESS_FIELD_MAX),
     )
     interior: StrictStr | None = Field(
-        None, description="Interior number", examples=["4B"], json_schema_extra=_max(200)
+        None,
+        description="Interior number",
+        examples=["4B"],
+        json_schema_extra=text(v.ADDRESS_FIELD_MAX),
     )
     neighborhood: StrictStr | None = Field(
-        None, description="Colonia", examples=["Roma Norte"], json_schema_extra=_max(200)
+        None,
+        description="Colonia",
+        examples=["Roma Norte"],
+        json_schema_extra=text(v.ADDRESS_FIELD_MAX),
     )
     municipality: StrictStr | None = Field(
         None,
         description="Municipio or alcaldía",
         examples=["Cuauhtémoc"],
-        json_schema_extra=_max(200),
+        json_schema_extra=text(v.ADDRESS_FIELD_MAX),
     )
 
 

@@ -203,8 +203,12 @@ CFDI_CROSS_FIELD = ("taxSystem", "cfdiUse", "metadata")
 
 
 def without_cfdi_cross_field(case: Any) -> None:
-    if _positive(case) and isinstance(case.body, dict) and case.path.startswith("/v2/clients"):
+    if not _positive(case) or not case.path.startswith("/v2/clients"):
+        return
+    if isinstance(case.body, dict):
         case.body = {k: v for k, v in case.body.items() if k not in CFDI_CROSS_FIELD}
+    if isinstance(case.query, dict):
+        case.query.pop("taxSystem", None)  # a catalog code
 
 
 def prepare(case: Any) -> None:
