@@ -129,11 +129,18 @@ def create_app(settings: Settings | None = None) -> Any:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        from app.events.runtime import EventsRuntime
+
         # The zip catalog takes about a second to load: in a thread, while serving starts.
         warming = asyncio.get_running_loop().run_in_executor(None, warm_up)
-        yield
-        await warming
-        await services.db.dispose()
+        runtime = EventsRuntime(services, deliver=settings.webhook_delivery == "internal")
+        runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+            await warming
+            await services.db.dispose()
 
     app = FastAPI(
         title="Clients gateway",
@@ -232,13 +239,17 @@ def create_app(settings: Settings | None = None) -> Any:
         return Response(orjson.dumps({"status": "ready"}), media_type="application/json")
 
     from app.rest.clients import router as clients_router
+    from app.rest.events import router as events_router
     from app.rest.transfer import router as export_router
+    from app.rest.webhooks import router as webhooks_router
 
     app.include_router(export_router)  # before /v2/clients/{clientId}
     app.include_router(clients_router)
     from app.rest.catalogs import router as catalogs_router
 
     app.include_router(catalogs_router)
+    app.include_router(events_router)
+    app.include_router(webhooks_router)
     _document_errors_only_as_they_are(app)
     mount_ui(app)
     mount_metrics(app, settings)

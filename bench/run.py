@@ -268,6 +268,11 @@ def main() -> int:
         from bench import fragments
 
         return fragments.main([a for a in sys.argv[1:] if a != "--fragments"])
+    if "--events" in sys.argv[1:]:
+        # The events benchmark (bench/events.py) has its own options.
+        from bench.events import main as events_main
+
+        return events_main([a for a in sys.argv[1:] if a != "--events"])
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--small", type=int, default=1000)

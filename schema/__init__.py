@@ -20,6 +20,8 @@ from schema.errors import (
     NotFoundError,
     ValidationError,
 )
+from schema.events import EXCEPTION_HANDLERS as EVENT_EXCEPTION_HANDLERS
+from schema.events import EventsQuery, Subscription, WebhooksMutation
 from schema.resolvers import Mutation, Query
 from schema.scalars import SCALAR_MAP
 
@@ -37,11 +39,12 @@ def build_schema(
     extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
 ) -> GatewaySchema:
     return GatewaySchema(
-        query=merge_types("Query", (Query, CatalogQuery)),
-        mutation=Mutation,
+        query=merge_types("Query", (Query, CatalogQuery, EventsQuery)),
+        mutation=merge_types("Mutation", (Mutation, WebhooksMutation)),
+        subscription=Subscription,
         types=[ValidationError, DuplicateRfcError, NotFoundError, ClientInUseError, ConflictError],
         extensions=list(extensions),
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=(*EXCEPTION_HANDLERS, *EVENT_EXCEPTION_HANDLERS),
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     )
 

@@ -305,6 +305,10 @@ def mount_graphql(app: FastAPI, settings: Settings) -> None:
 
     app.include_router(router)
 
+    from schema.websocket import mount_subscriptions
+
+    mount_subscriptions(app, schema, settings)
+
 
 def _json_response(payload: dict[str, Any], status: int = 200) -> Response:
     try:

@@ -1,28 +1,16 @@
-"""Public client ids: `client_` + a ULID (26 Crockford base32 characters: 48 bits of
-millisecond time, then 80 random bits), so ids sort by creation time and cannot be guessed.
-
-A ULID is a dozen lines; a dependency for it would not pay for itself.
-"""
+"""Public client ids: `client_` + a ULID (app/core/ids.py), so ids sort by creation time and
+cannot be guessed."""
 
 from __future__ import annotations
 
-import re
-import secrets
-import time
+from app.core.ids import id_matcher, new_id
 
 PREFIX = "client_"
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_ID_RE = re.compile(r"^client_[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+_ID_RE = id_matcher(PREFIX)
 
 
 def new_client_id(now_ms: int | None = None) -> str:
-    ms = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (ms << 80) | secrets.randbits(80)
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return PREFIX + "".join(reversed(chars))
+    return new_id(PREFIX, now_ms)
 
 
 def is_client_id(value: str) -> bool:

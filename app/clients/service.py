@@ -53,6 +53,7 @@ from app.core.errors import (
     ValidationFailed,
 )
 from app.db.database import Database
+from app.events.outbox import Outbox
 from app.platform.idempotency import DoNotStore, IdempotencyService, Outcome, Recorder
 
 DEFAULT_LIMIT = 20
@@ -411,11 +412,15 @@ CreateAnswer = Callable[[Client | DuplicateRfc], Outcome]
 
 
 class ClientService:
-    def __init__(self, db: Database, signer: TokenSigner, idempotency: IdempotencyService) -> None:
+    def __init__(
+        self, db: Database, signer: TokenSigner, idempotency: IdempotencyService, outbox: Outbox
+    ) -> None:
         self.db = db
         self.signer = signer
         self.idempotency = idempotency
         self.repo = ClientRepository(db.dialect)
+        # Every change writes its event in its own transaction (app/events/outbox.py).
+        self.outbox = outbox
 
     # -- commands -------------------------------------------------------------------------
 
@@ -448,6 +453,7 @@ class ClientService:
                     created = _client_from_values(row)
                     if on_created is not None:
                         await on_created(session, created)
+                    await self.outbox.client_created(session, principal, created)
                     return created
                 owner = await self.repo.rfc_owner(
                     session, principal.team_id, principal.livemode, values["rfc"]
@@ -553,9 +559,11 @@ class ClientService:
                     session, principal.team_id, principal.livemode, changes["rfc"]
                 )
                 raise DuplicateRfc(changes["rfc"], owner or "") from None
-            updated = await self.repo.get(session, principal.team_id, principal.livemode, client_id)
-            assert updated is not None
-            return row_to_client(updated)
+            row = await self.repo.get(session, principal.team_id, principal.livemode, client_id)
+            assert row is not None
+            updated = row_to_client(row)
+            await self.outbox.client_updated(session, principal, current, updated)
+            return updated
 
     # -- bulk import (app/clients/transfer.py), inside the caller's transaction --------------
 
@@ -623,6 +631,7 @@ class ClientService:
                 invoices, payments = await self.repo.usage(session, row.id)
                 raise ClientInUse(invoices, payments) from None
             await self.repo.adjust_count(session, principal.team_id, principal.livemode, -1)
+            await self.outbox.client_deleted(session, principal, client_id, clock.now())
         return client_id
 
     # -- queries --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path(os.environ.get("VAR_DIR", "./var"))
@@ -73,11 +73,43 @@ class Settings(BaseSettings):
     http_body_timeout: float = Field(default=30.0, ge=0)
     http_keep_alive_timeout: int = Field(default=5, ge=1)
 
+    # Events and webhooks (app/events, app/webhooks).
+    # `internal`: every `serve` worker also delivers webhooks (claims make that safe);
+    # `external`: only `python -m app deliver` does.
+    webhook_delivery: Literal["internal", "external"] = "internal"
+    # Production refuses webhook URLs whose host resolves to a non-public address; true
+    # lifts that (development never checks).
+    webhook_allow_private: bool = False
+    # Seconds to wait before each retry of a failed delivery; after the last, it is failed.
+    webhook_retry_schedule: str = "5,30,120,600,3600,10800,21600"
+    # Seconds a receiver has to answer 2xx.
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    # Deliveries in flight per endpoint and in all, per process.
+    webhook_concurrency_per_endpoint: int = Field(default=8, ge=1)
+    webhook_concurrency: int = Field(default=32, ge=1)
+    events_retention_days: int = Field(default=30, ge=1)
+    # Seconds between looks at the events table when no wake-up came (other processes on
+    # SQLite, a lost PostgreSQL notification).
+    events_poll_interval: float = Field(default=1.0, gt=0)
+    # Open GraphQL subscriptions per API key, per process.
+    subscriptions_per_key: int = Field(default=100, ge=1)
+
     log_level: str = "INFO"
 
     # Bearer token of GET /metrics. Development: /metrics is public unless it is set.
     # Production: /metrics does not exist (404) until it is set.
     metrics_token: str | None = None
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        parse_retry_schedule(value)
+        return value
+
+    @property
+    def retry_schedule(self) -> list[float]:
+        """WEBHOOK_RETRY_SCHEDULE as seconds (a bad value is refused at start-up)."""
+        return parse_retry_schedule(self.webhook_retry_schedule)
 
     @property
     def is_production(self) -> bool:
@@ -102,6 +134,13 @@ class Settings(BaseSettings):
         if self.is_production:
             raise RuntimeError("SECRET_KEY must be set when APP_ENV=production")
         return _development_secret()
+
+
+def parse_retry_schedule(text: str) -> list[float]:
+    values = [float(part) for part in text.split(",") if part.strip()]
+    if not values or any(v < 0 or v != v for v in values):
+        raise ValueError("WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds, e.g. 5,30,120")
+    return values
 
 
 def _development_secret() -> str:

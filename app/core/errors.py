@@ -133,3 +133,25 @@ class CatalogNotFound(DomainError):
     def __init__(self, catalog_id: str) -> None:
         super().__init__()
         self.catalog_id = catalog_id
+
+
+class EventNotFound(DomainError):
+    code = "NOT_FOUND"
+    message = "Event not found"
+    summary = "The requested event does not exist"
+    status = 404
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__()
+        self.event_id = event_id
+
+
+class WebhookNotFound(DomainError):
+    code = "NOT_FOUND"
+    message = "Webhook not found"
+    summary = "The requested webhook does not exist"
+    status = 404
+
+    def __init__(self, webhook_id: str) -> None:
+        super().__init__()
+        self.webhook_id = webhook_id

@@ -10,7 +10,7 @@ both are the same engine.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -169,6 +169,8 @@ class Database:
             self.engine = _postgres_engine(settings)
             self.write_engine = self.engine
         self.dialect = self.engine.dialect.name
+        # Called with a session's `info` after each unit of work commits.
+        self.after_commit: list[Callable[[dict[Any, Any]], None]] = []
         self._read = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
 
@@ -185,8 +187,12 @@ class Database:
     @asynccontextmanager
     async def _unit(self, factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
         try:
-            async with factory() as session, session.begin():
-                yield session
+            async with factory() as session:
+                async with session.begin():
+                    yield session
+                # Committed: tell who asked (the events outbox wakes its readers).
+                for hook in self.after_commit:
+                    hook(session.info)
         except sa_exc.IntegrityError:
             raise
         except (sa_exc.SQLAlchemyError, OSError) as exc:

@@ -247,3 +247,98 @@ class IdempotencyRecord(Base):
     response: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+# -- events and webhooks (app/events, app/webhooks) ---------------------------------------
+
+
+class Event(Base):
+    """The outbox: one row per change of a client, written in the changing transaction.
+
+    `id` (AUTOINCREMENT on SQLite, so never reused after pruning) orders a team's events in
+    commit order: SQLite has one writer at a time, and on PostgreSQL the writer holds a
+    per-(team, mode) advisory lock from the event's insert to its commit
+    (app/events/repository.py).
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_team_id_livemode_id", "team_id", "livemode", "id"),
+        Index("ix_events_team_id_livemode_type_id", "team_id", "livemode", "type", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(IntPK, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(30), unique=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    livemode: Mapped[bool] = mapped_column(Boolean)
+    type: Mapped[str] = mapped_column(String(40))
+    # The client the event is about: one client's events reach an endpoint in order.
+    subject_id: Mapped[str] = mapped_column(String(40))
+    # JSON text: {"object": …} and, for updates, the changed fields' old values.
+    data: Mapped[str] = mapped_column(Text)
+    previous_attributes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class WebhookEndpoint(Base):
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (
+        Index("ix_webhook_endpoints_team_id_livemode_id", "team_id", "livemode", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(IntPK, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(30), unique=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    livemode: Mapped[bool] = mapped_column(Boolean)
+    url: Mapped[str] = mapped_column(String(2048))
+    # JSON list of event types, or ["*"].
+    events: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # The signing secret (whsec_…): needed in clear to sign, shown to the user once.
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebhookDelivery(Base):
+    """One event owed to one endpoint: pending until a 2xx, or failed after the last retry.
+
+    A worker claims a due row by setting `lease_owner`/`lease_until` (FOR UPDATE SKIP LOCKED
+    on PostgreSQL, the write lock on SQLite); a lease that expires (the worker died) makes the
+    row claimable again.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint_id_subject_id_id", "endpoint_id", "subject_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(IntPK, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    subject_id: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(10))  # pending | succeeded | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebhookAttempt(Base):
+    """The log of every delivery attempt (GET /v2/webhooks/{id}/deliveries)."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_endpoint_id_id", "endpoint_id", "id"),)
+
+    id: Mapped[int] = mapped_column(IntPK, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_public_id: Mapped[str] = mapped_column(String(30))
+    attempt: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -13,9 +13,14 @@ from app.clients.service import ClientService
 from app.core.config import Settings
 from app.core.errors import RateLimited
 from app.db.database import Database
+from app.events.hub import SubscriptionHub
+from app.events.outbox import WROTE_EVENTS, Outbox
+from app.events.service import EventService
+from app.events.signals import EventSignals
 from app.http import metrics
 from app.platform.idempotency import IdempotencyService
 from app.platform.ratelimit import RateLimiter, build_rate_limiter
+from app.webhooks.service import WebhookService
 
 
 @dataclass
@@ -26,19 +31,37 @@ class Services:
     keys: ApiKeyService
     idempotency: IdempotencyService
     limiter: RateLimiter | None
+    signals: EventSignals
+    events: EventService
+    webhooks: WebhookService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
+        # The one REST rendering of a client is also the `data.object` of its events.
+        from app.rest.clients import client_json
+
         db = Database(settings)
         signer = TokenSigner(settings.resolved_secret_key())
         idempotency = IdempotencyService(db)
+        signals = EventSignals(settings)
+        # This process's commits that wrote events wake its readers at once.
+        db.after_commit.append(lambda info: signals.fire() if info.get(WROTE_EVENTS) else None)
+        hub = SubscriptionHub(
+            db,
+            signals,
+            poll_interval=settings.events_poll_interval,
+            per_key=settings.subscriptions_per_key,
+        )
         return cls(
             settings=settings,
             db=db,
-            clients=ClientService(db, signer, idempotency),
+            clients=ClientService(db, signer, idempotency, Outbox(db.dialect, client_json)),
             keys=ApiKeyService(db),
             idempotency=idempotency,
             limiter=build_rate_limiter(settings, db),
+            signals=signals,
+            events=EventService(db, signer, hub),
+            webhooks=WebhookService(db, settings),
         )
 
 

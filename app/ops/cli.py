@@ -304,6 +304,41 @@ async def _import(
             await services.db.dispose()
 
 
+def cmd_deliver(args: argparse.Namespace) -> int:
+    """Deliver webhooks apart from `serve` (which then runs with WEBHOOK_DELIVERY=external),
+    until SIGTERM or SIGINT."""
+    import signal
+
+    from app.core.logs import configure_logging
+    from app.events.runtime import EventsRuntime
+    from app.http.deps import Services
+
+    settings = get_settings()
+    try:
+        settings.resolved_secret_key()
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from None
+    configure_logging(settings.log_level)
+
+    async def go() -> int:
+        services = Services.build(settings)
+        runtime = EventsRuntime(services, deliver=True, subscriptions=False)
+        task = asyncio.create_task(runtime.run_forever())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        print("delivering webhooks (SIGTERM or Ctrl-C stops)", flush=True)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        finally:
+            await services.db.dispose()
+        return 0
+
+    return asyncio.run(go())
+
+
 def _t(value: Any) -> str:
     return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
 
@@ -383,6 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_export)
 
     p = command("dev-key", f"make sure a development key exists (kept in {DEV_KEY_FILE})")
+    p = sub.add_parser("deliver", help="deliver webhooks apart (WEBHOOK_DELIVERY=external)")
+    p.set_defaults(fn=cmd_deliver)
+
+    p = sub.add_parser("dev-key", help="make sure a development team and key exist")
     p.set_defaults(fn=cmd_dev_key)
     return parser
 

@@ -83,6 +83,13 @@ async def test_every_route_documents_its_errors(client: httpx.AsyncClient) -> No
         ("/v2/clients/validate", "post"): {"200", "400", "401", "409", "413", "415"},
         ("/v2/catalogs", "get"): {"200", "400", "401"},
         ("/v2/catalogs/{catalogId}", "get"): {"200", "400", "401", "404"},
+        ("/v2/events", "get"): {"200", "400", "401"},
+        ("/v2/events/{eventId}", "get"): {"200", "401", "404"},
+        ("/v2/webhooks", "post"): {"201", "400", "401", "413", "415"},
+        ("/v2/webhooks", "get"): {"200", "400", "401"},
+        ("/v2/webhooks/{webhookId}", "get"): {"200", "401", "404"},
+        ("/v2/webhooks/{webhookId}", "delete"): {"200", "401", "404"},
+        ("/v2/webhooks/{webhookId}/deliveries", "get"): {"200", "400", "401", "404"},
     }
     found = {(path, method): op for path, method, op in _operations(doc)}
     assert set(found) == set(expected)

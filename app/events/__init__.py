@@ -1,0 +1,1 @@
+"""Change events of clients: the transactional outbox, the events API and live streams."""
