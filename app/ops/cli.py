@@ -417,11 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="-", help="file to write ('-': standard output)")
     p.set_defaults(fn=cmd_export)
 
-    p = command("dev-key", f"make sure a development key exists (kept in {DEV_KEY_FILE})")
-    p = sub.add_parser("deliver", help="deliver webhooks apart (WEBHOOK_DELIVERY=external)")
+    p = command("deliver", "deliver webhooks apart (WEBHOOK_DELIVERY=external)")
     p.set_defaults(fn=cmd_deliver)
 
-    p = sub.add_parser("dev-key", help="make sure a development team and key exist")
+    p = command("dev-key", f"make sure a development key exists (kept in {DEV_KEY_FILE})")
     p.set_defaults(fn=cmd_dev_key)
     return parser
 
