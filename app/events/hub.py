@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from app.auth.principal import Principal
+from app.core.errors import ServiceUnavailable
 from app.db.database import Database
 from app.events.repository import EventRepository
 from app.events.signals import EventSignals
@@ -171,8 +172,10 @@ class SubscriptionHub:
                     await self._read_groups()
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # the database is away: try again at the next wake-up
-                    log.warning("subscription reader failed; retrying", exc_info=True)
+                except ServiceUnavailable:  # the database is away (already logged)
+                    log.warning("subscription reader paused: database unavailable; retrying")
+                except Exception:  # a fault: logged with its trace, then the next wake-up
+                    log.exception("subscription reader failed; retrying")
                 await waiter.wait(self.poll_interval)
         finally:
             self.signals.drop(waiter)

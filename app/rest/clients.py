@@ -70,7 +70,9 @@ _ERROR_DESCRIPTIONS = {
 
 def idempotency_key_schema(schema: dict[str, Any]) -> None:
     not_null(schema)
-    schema.update(minLength=1, maxLength=255)
+    # No control characters (the service's rule); not blank (HTTP strips the spaces around it).
+    cc = r"\x00-\x1f\x7f-\x9f"
+    schema.update(minLength=1, maxLength=255, pattern=f"^[^{cc}]*[^\\s{cc}][^{cc}]*$")
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -110,7 +110,10 @@ async def list_events(
     ] = None,
     type: Annotated[
         str | None,
-        Query(max_length=64, description="Only events of this type: " + ", ".join(EVENT_TYPES)),
+        Query(
+            description="Only events of this type: " + ", ".join(EVENT_TYPES),
+            json_schema_extra={"enum": list(EVENT_TYPES)},
+        ),
     ] = None,
     next_: Annotated[
         str | None, Query(alias="next", max_length=2048, description="Token from a previous page")

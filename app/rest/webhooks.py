@@ -16,10 +16,12 @@ from app.auth.principal import Principal
 from app.core.clock import format_timestamp
 from app.events.types import EVENT_TYPES
 from app.http.deps import principal, services
+from app.rest import patterns
 from app.rest.clients import require_json
 from app.rest.events import check_query, error_responses, json_response
-from app.webhooks.service import WebhookService
+from app.webhooks.service import DESCRIPTION_MAX, WebhookService
 from app.webhooks.types import Attempt, NewWebhook, Webhook
+from app.webhooks.urls import MAX_URL_LENGTH
 
 _DESCRIPTIONS = {
     400: "VALIDATION_ERROR: bad url, events, description or parameters",
@@ -49,9 +51,44 @@ class WebhookCreateBody(BaseModel):
         },
     )
 
-    url: Any = Field(None, description="https:// (http:// in development only)")
-    events: Any = Field(None, description=f'Event types ({", ".join(EVENT_TYPES)}) or ["*"]')
-    description: Any = Field(None, description="Up to 500 characters")
+    # The schemas below document what the service accepts (checked there, all at once).
+    url: Any = Field(
+        None,
+        description="https:// (http:// in development only), with a host, no credentials, "
+        "no fragment; in production the host must resolve to public addresses",
+        json_schema_extra={
+            "type": "string",
+            "maxLength": MAX_URL_LENGTH,
+            # host names only (no credentials), a port, then a path without a fragment
+            "pattern": r"^https?://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})(?::[1-9][0-9]{0,3})?"
+            r'(?:[/?][!-"$-~]*)?$',
+        },
+    )
+    events: Any = Field(
+        None,
+        description=f'Event types ({", ".join(EVENT_TYPES)}) or ["*"]',
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "type": "array",
+                    "minItems": 1,
+                    "uniqueItems": True,
+                    "items": {"enum": list(EVENT_TYPES)},
+                },
+                {"type": "array", "items": {"const": "*"}, "minItems": 1, "maxItems": 1},
+            ]
+        },
+    )
+    description: Any = Field(
+        None,
+        description=f"Up to {DESCRIPTION_MAX} characters",
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", "pattern": patterns.bounded_text(DESCRIPTION_MAX)},
+                {"type": "null"},
+            ]
+        },
+    )
 
 
 class WebhookOut(BaseModel):

@@ -30,6 +30,7 @@ import httpx
 from standardwebhooks import Webhook as Signer
 
 from app.core.config import Settings
+from app.core.errors import ServiceUnavailable
 from app.db.database import Database
 from app.events.service import EventService
 from app.events.signals import EventSignals
@@ -97,8 +98,10 @@ class Deliverer:
                     await self._maybe_prune()
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # the database is away: try again at the next turn
-                    log.warning("webhook delivery turn failed; retrying", exc_info=True)
+                except ServiceUnavailable:  # the database is away (already logged)
+                    log.warning("webhook delivery paused: database unavailable; retrying")
+                except Exception:  # a fault: logged with its trace, then the next turn
+                    log.exception("webhook delivery turn failed; retrying")
                 if not busy:
                     await self._waiter.wait(self.settings.events_poll_interval)
                 else:
