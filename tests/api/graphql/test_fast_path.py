@@ -645,7 +645,8 @@ def unreachable_clients(asgi: Any, directory: Any) -> Database:
     where the SQLite file should be), keeping authentication on the working one."""
     services = asgi.app.state.services
     broken = Database(make_settings(f"sqlite+aiosqlite:///{directory}"))
-    services.clients = ClientService(broken, services.clients.signer, services.idempotency)
+    old = services.clients
+    services.clients = ClientService(broken, old.signer, services.idempotency, old.outbox)
     return broken
 
 
