@@ -27,6 +27,8 @@ from app.http.deps import Services
 from app.http.edge import EdgeMiddleware
 from app.http.errors import ErrorRenderers
 from app.http.handlers import install_error_handlers
+from app.http.metrics import instrument_pools, mount_metrics
+from app.http.ui import mount_ui
 from app.rest.errors import render_error
 
 DESCRIPTION = """
@@ -79,12 +81,16 @@ def _fastapi_app(services: Services, settings: Settings) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by app.http.ui from the packaged assets
         redoc_url=None,
         # `/v2/clients/` is an unknown route (404), not a redirect to `/v2/clients`.
         redirect_slashes=False,
+        # operationId = the handler's name (`create_client`, `list_clients`, …): what
+        # generated clients name their functions after.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.services = services
+    instrument_pools(services)
     return app
 
 
@@ -105,15 +111,19 @@ def _mount_routes(app: FastAPI, settings: Settings, renderers: ErrorRenderers) -
     from app.rest.catalogs import router as catalogs_router
     from app.rest.clients import router as clients_router
     from app.rest.events import router as events_router
+    from app.rest.transfer import router as export_router
     from app.rest.webhooks import router as webhooks_router
     from schema.endpoint import mount_graphql
 
     app.include_router(health_router)
+    app.include_router(export_router)  # before /v2/clients/{clientId}
     app.include_router(clients_router)
     app.include_router(catalogs_router)
     app.include_router(events_router)
     app.include_router(webhooks_router)
     _document_errors_only_as_they_are(app)
+    mount_ui(app)
+    mount_metrics(app, settings)
     mount_graphql(app, settings, renderers)
 
 

@@ -118,7 +118,7 @@ def ensure_database(engine: str, rows: int, workdir: Path, reseed: bool) -> str:
         print(f"seeding {rows:,} clients ({engine})…", file=sys.stderr)
         started = time.monotonic()
         subprocess.run(
-            [PY, "-m", "app", "seed", "--clients", str(rows), "--team", "bench"],
+            [PY, "-m", "app", "seed", "--clients", str(rows), "--team", "bench", "--mode", "live"],
             env=env,
             cwd=ROOT,
             check=True,

@@ -19,7 +19,6 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import HTMLResponse
 from graphql import (
     ASTValidationRule,
     GraphQLError,
@@ -29,14 +28,15 @@ from graphql import (
     specified_rules,
 )
 from graphql import OperationType as GraphQLOperationType
-from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from app.core.config import Settings
 from app.core.errors import MethodNotAllowed, UnsupportedMediaType, ValidationFailed
+from app.http import metrics
 from app.http.deps import authenticate, services
 from app.http.errors import ErrorRenderers, error_response
+from app.http.ui import graphiql_page
 from schema import GatewaySchema, build_schema
 from schema.context import Context
 from schema.documents import CheckedDocument, DocumentChecker, PreparedDocument, current_document
@@ -180,17 +180,6 @@ def _document_error(message: str) -> Response:
     return _json_response(body)
 
 
-def _ide_page() -> str:
-    html = get_graphql_ide_html("graphiql")
-    # Start GraphiQL with the header every request needs, ready to fill in.
-    hint = orjson.dumps({"Authorization": "Bearer <your API key>"}).decode()
-    return html.replace(
-        "React.createElement(GraphiQL, {",
-        f"React.createElement(GraphiQL, {{ defaultHeaders: {orjson.dumps(hint).decode()},",
-        1,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class GraphQLRequest:
     query: str
@@ -230,12 +219,11 @@ class GraphQLEndpoint:
         self.documents = document_checker(settings, self.schema)
         self.fast = FastPath(self.schema, self.documents) if settings.graphql_fast_path else None
         self.production = settings.is_production
-        self.ide_html = None if self.production else _ide_page()
 
     async def graphql_get(self, request: Request) -> Response:
         accepts_html = "text/html" in request.headers.get("accept", "")
-        if self.ide_html is not None and accepts_html and "query" not in request.query_params:
-            return HTMLResponse(self.ide_html)
+        if not self.production and accepts_html and "query" not in request.query_params:
+            return graphiql_page(request)
         refusal = MethodNotAllowed("Send GraphQL operations with POST", allow="POST")
         return error_response(render_error, refusal)
 
@@ -276,6 +264,7 @@ class GraphQLEndpoint:
             data = await self.fast.run(plan, context, graphql_request.variables)
         except Unavailable as outage:
             return self._respond([outage.error], None, request_id)
+        metrics.fast_path(answered=data is not None)
         return None if data is None else _json_response({"data": data})
 
     async def _execute(

@@ -12,6 +12,7 @@ import strawberry
 from app.clients.service import DEFAULT_LIMIT, ListFields
 from app.clients.types import Client, client_from_json, client_to_json
 from app.core.errors import DuplicateRfc
+from app.http import metrics
 from app.platform.idempotency import Outcome, fingerprint
 from schema.context import Context
 from schema.errors import (
@@ -182,6 +183,8 @@ class Mutation:
             request_fingerprint=fingerprint("graphql createClient", _fields_of(data)),
             answer=_create_answer,
         )
+        if outcome.replayed:
+            metrics.idempotent_replay()
         kept = orjson.loads(outcome.body)
         if "duplicate" in kept:
             raise DuplicateRfc(kept["duplicate"]["rfc"], kept["duplicate"]["id"])

@@ -81,6 +81,11 @@ class ApiKeyRepository:
         )
         return (await session.execute(select(Team.id).where(Team.name == name))).scalar_one()
 
+    async def find_team(self, session: AsyncSession, name: str) -> int | None:
+        """The id of the team called `name`, or None."""
+        found = await session.execute(select(Team.id).where(Team.name == name))
+        return found.scalar_one_or_none()
+
     async def insert_key(
         self,
         session: AsyncSession,

@@ -50,12 +50,19 @@ class ApiKeyInfo:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    # Set by `revoke` when the key had been revoked before (nothing changed).
+    already_revoked: bool = False
 
 
 class ApiKeyService:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.repository = ApiKeyRepository(db.dialect)
+
+    async def find_team_id(self, name: str) -> int | None:
+        """The id of an existing team, or None."""
+        async with self.db.read() as session:
+            return await self.repository.find_team(session, name)
 
     async def team_id(self, name: str) -> int:
         """The id of a team, created if new."""
@@ -96,11 +103,12 @@ class ApiKeyService:
                 return None
             if found is None:
                 return None
-            if found.revoked_at is None:
+            already_revoked = found.revoked_at is not None
+            if not already_revoked:
                 now = clock.now()
                 await self.repository.revoke(session, found.id, now)
                 found = replace(found, revoked_at=now)
-            return _info(found)
+            return replace(_info(found), already_revoked=already_revoked)
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The principal of an `Authorization: Bearer <key>` header, or Unauthorized."""

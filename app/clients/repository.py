@@ -226,6 +226,17 @@ class ClientRepository:
         params = {"team_id": team_id, "livemode": livemode, "public_id": public_id}
         return (await session.execute(stmt, params)).first()
 
+    async def by_rfcs(
+        self, session: AsyncSession, team_id: int, livemode: bool, rfcs: set[str]
+    ) -> list[Any]:
+        """The clients with one of these (normalised) RFCs: imports match rows by RFC."""
+        if not rfcs:
+            return []
+        stmt = select(*SELECT_COLUMNS).where(
+            *_scope(team_id, livemode), columns.rfc.in_(sorted(rfcs))
+        )
+        return list((await session.execute(stmt)).all())
+
     async def rfc_owner(
         self, session: AsyncSession, team_id: int, livemode: bool, rfc: str
     ) -> str | None:

@@ -231,6 +231,11 @@ class Validation:
             raise DuplicateRfc(self.rfc, self.duplicate_of)
 
 
+def new_values(data: NewClient) -> dict[str, Any]:
+    """The columns of a new client, every rule checked (ValidationFailed with all fields)."""
+    return _new_values(data)
+
+
 def _derived(values: dict[str, Any]) -> dict[str, Any]:
     """Columns computed from others: kept in step by the one function that writes them."""
     out: dict[str, Any] = {}
@@ -575,6 +580,45 @@ class ClientService:
             updated = row_to_client(row)
             await self.outbox.client_updated(session, principal, current, updated)
             return updated
+
+    # -- bulk import (app/clients/transfer.py), inside the caller's transaction --------------
+
+    async def insert_new(
+        self, session: AsyncSession, principal: Principal, values: dict[str, Any]
+    ) -> tuple[int, Client] | None:
+        """Insert a client from `new_values(...)`; None when its RFC is taken."""
+        now = clock.now()
+        row = {
+            **values,
+            **_derived(values),
+            "public_id": new_client_id(to_ms(now)),
+            "team_id": principal.team_id,
+            "livemode": principal.livemode,
+            "created_at": now,
+            "updated_at": now,
+        }
+        row_id = await self.repo.insert(session, row)
+        return None if row_id is None else (row_id, _client_from_values(row))
+
+    async def apply_patch(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        row_id: int,
+        current: Client,
+        patch: ClientPatch,
+    ) -> Client | None:
+        """Apply a merge-patch to a stored client (the rules of `update`); None when it
+        changes nothing, and then nothing is written."""
+        changes = _patch_values(current, patch)
+        if not changes:
+            return None
+        changes.update(_derived(changes))
+        changes["updated_at"] = max(clock.now(), current.updated_at + timedelta(milliseconds=1))
+        await self.repo.update(session, row_id, changes)
+        updated = await self.repo.get(session, principal.team_id, principal.livemode, current.id)
+        assert updated is not None
+        return row_to_client(updated)
 
     async def delete(
         self,

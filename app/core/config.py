@@ -12,6 +12,10 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VAR_DIR = Path(os.environ.get("VAR_DIR", "./var"))
+# The development team and the file holding its key (`python -m app dev-key` writes it; the
+# GraphiQL page reads it in development).
+DEV_TEAM = "development"
+DEV_KEY_FILE = VAR_DIR / "dev-api-key"
 
 
 class Settings(BaseSettings):
@@ -95,6 +99,9 @@ class Settings(BaseSettings):
     # SQLite: seconds between rounds of full-text index merging and WAL checkpoints beside
     # the server (app/db/upkeep.py); 0 turns it off (then inserts merge, rarely, by themselves).
     sqlite_upkeep_interval_s: float = Field(default=0.5, ge=0)
+    # Bearer token of GET /metrics. Development: /metrics is public unless it is set.
+    # Production: /metrics does not exist (404) until it is set.
+    metrics_token: str | None = None
 
     @field_validator("webhook_retry_schedule")
     @classmethod

@@ -17,6 +17,7 @@ from app.events.hub import SubscriptionHub
 from app.events.outbox import WROTE_EVENTS, Outbox
 from app.events.service import EventService
 from app.events.signals import EventSignals
+from app.http import metrics
 from app.platform.idempotency import IdempotencyService
 from app.platform.ratelimit import RateLimiter, build_rate_limiter
 from app.webhooks.service import WebhookService
@@ -82,6 +83,7 @@ async def authenticate(request: Request) -> Principal:
         decision = await svc.limiter.hit(who.key_id)
         request.state.ratelimit = decision  # the edge adds the RateLimit-* headers
         if not decision.allowed:
+            metrics.rate_limited()
             raise RateLimited(decision.retry_after)
     return who
 

@@ -123,7 +123,8 @@ class _ResponseStart:
 
 
 def _is_docs(path: str) -> bool:
-    return path in ("/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc")
+    # The UI assets are pinned files: browsers may keep them.
+    return path in ("/docs", "/openapi.json") or path.startswith("/ui-assets/")
 
 
 def _request_id(scope: Scope) -> str:

@@ -9,10 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from app.core.config import VAR_DIR, Settings, get_settings
-
-DEV_TEAM = "development"
-DEV_KEY_FILE = VAR_DIR / "dev-api-key"
+from app.core.config import DEV_KEY_FILE, DEV_TEAM, VAR_DIR, Settings, get_settings
 
 
 class CliError(Exception):
@@ -44,11 +41,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # Before anything imports prometheus-client: workers then write their metrics to files
+    # that /metrics adds up (app/http/metrics.py).
+    from app.http.metrics import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir(VAR_DIR)
     import uvicorn
 
     from app.core.logs import configure_logging
     from app.db.migrate import upgrade
-    from app.http.server import HTTP_PROTOCOL
 
     settings = get_settings()
     try:
@@ -68,9 +69,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not settings.is_production:
         print(f"  GraphiQL:  {base}/graphql", flush=True)
     print(f"  REST docs: {base}/docs", flush=True)
+    from app.http.protocol import server_protocol
+
     uvicorn.run(
         "app.main:create_app",
         factory=True,
+        # uvicorn's protocol with a deadline for request headers (app/http/server.py) and
+        # a JSON 400 for requests it cannot parse (app/http/protocol.py).
+        http=server_protocol(),
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -80,7 +86,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server_header=False,
         timeout_graceful_shutdown=10,
         timeout_keep_alive=settings.http_keep_alive_timeout,
-        http=HTTP_PROTOCOL,  # with a deadline for request headers
     )
     return 0
 
@@ -137,6 +142,12 @@ def cmd_revoke_api_key(args: argparse.Namespace) -> int:
             info = await ApiKeyService(db).revoke(args.key_or_id.strip())
             if info is None:
                 raise CliError("no such API key")
+            if info.already_revoked:
+                print(
+                    f"key id={info.id} ({info.prefix}…) of team {info.team!r} was already "
+                    f"revoked on {_t(info.revoked_at)} UTC: nothing changed"
+                )
+                return 0
             print(f"revoked key id={info.id} ({info.prefix}…) of team {info.team!r}")
             return 0
 
@@ -194,6 +205,105 @@ def cmd_seed(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """A team's clients (one mode) as JSON Lines or CSV, to a file or standard output."""
+    if args.output == "-":
+        return _run(lambda settings: _export(settings, args, sys.stdout.buffer))
+    try:
+        out = open(args.output, "wb")  # noqa: SIM115  (closed below)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror}") from None
+    with out:
+        return _run(lambda settings: _export(settings, args, out))
+
+
+async def _export(settings: Settings, args: argparse.Namespace, out: Any) -> int:
+    from app.auth.principal import Principal
+    from app.clients.transfer import export_lines
+    from app.http.deps import Services
+    from app.rest.clients import client_json
+
+    services = Services.build(settings)
+    try:
+        team_id = await services.keys.find_team_id(args.team)
+        if team_id is None:
+            raise CliError(f"no team named {args.team!r}")
+        principal = Principal(team_id=team_id, livemode=args.mode == "live", key_id=0)
+        count = 0
+        async for line in export_lines(services.clients, principal, client_json, fmt=args.format):
+            out.write(line)
+            count += 1
+    finally:
+        await services.db.dispose()
+    rows = count - 1 if args.format == "csv" else count  # less the CSV header
+    print(f"exported {rows} clients of team {args.team!r} ({args.mode})", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Create or update a team's clients (one mode) from a .csv or .jsonl file, by RFC."""
+    from pathlib import Path
+
+    from app.clients.transfer import ImportFileError, open_source
+
+    path = Path(args.file)
+    errors_path = Path(args.errors or f"{args.file}.errors.jsonl")
+    try:
+        source, rows = open_source(path)
+    except ImportFileError as exc:
+        raise CliError(str(exc)) from None
+    with errors_path.open("wb") as errors_file:
+        report = asyncio.run(_import(get_settings(), args, source, rows, errors_file))
+    failed = report.failed
+    mode = args.mode
+    print(
+        f"imported {path} into team {args.team!r} ({mode}): {report.created} created, "
+        f"{report.updated} updated, {report.unchanged} unchanged, {failed} failed",
+        file=sys.stderr,
+    )
+    if failed:
+        print(f"every failed row, with its line number and errors: {errors_path}", file=sys.stderr)
+        return 1
+    errors_path.unlink()
+    return 0
+
+
+async def _import(
+    settings: Settings, args: argparse.Namespace, source: Any, rows: Any, errors_file: Any
+) -> Any:
+    import orjson
+    from tqdm import tqdm
+
+    from app.auth.principal import Principal
+    from app.clients.transfer import ClientImporter, ImportReport, RowError
+    from app.http.deps import Services
+
+    services = Services.build(settings)
+    shown = 0
+
+    def on_error(error: RowError) -> None:
+        nonlocal shown
+        errors_file.write(orjson.dumps({"line": error.line, "errors": error.errors}) + b"\n")
+        if shown < 10:  # the first few on the terminal too; all of them in the file
+            shown += 1
+            detail = "; ".join(f"{k}: {m}" for k, m in error.errors.items())
+            tqdm.write(f"line {error.line}: {detail}", file=sys.stderr)
+
+    size = source.path.stat().st_size
+    with tqdm(total=size, unit="B", unit_scale=True, desc="importing", file=sys.stderr) as bar:
+
+        def on_batch(_report: ImportReport) -> None:
+            bar.update(source.bytes_read - bar.n)
+
+        try:
+            team_id = await services.keys.team_id(args.team.strip())
+            principal = Principal(team_id=team_id, livemode=args.mode == "live", key_id=0)
+            importer = ClientImporter(services.clients)
+            return await importer.run(principal, rows, on_error, on_batch)
+        finally:
+            await services.db.dispose()
+
+
 def cmd_deliver(args: argparse.Namespace) -> int:
     """Deliver webhooks apart from `serve` (which then runs with WEBHOOK_DELIVERY=external),
     until SIGTERM or SIGINT."""
@@ -240,44 +350,77 @@ def _safe_url(url: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description=__doc__,
+        epilog="Settings come from the environment or ./.env (see .env.example).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("serve", help="migrate, then serve HTTP")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1)
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, description=summary, formatter_class=formatter)
+
+    p = command("serve", "migrate, then serve HTTP (GraphQL, REST, docs, /metrics)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    p.add_argument("--port", type=int, default=8000, help="TCP port")
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
     p.set_defaults(fn=cmd_serve)
 
-    p = sub.add_parser("migrate", help="Alembic upgrade to head on DATABASE_URL")
+    p = command("migrate", "Alembic upgrade to head on DATABASE_URL")
     p.set_defaults(fn=cmd_migrate)
 
-    p = sub.add_parser("create-api-key", help="create a key (and the team if new)")
-    p.add_argument("--team", required=True)
-    p.add_argument("--mode", choices=["live", "test"], default="live")
+    p = command("create-api-key", "create a key (and the team if new); the key is printed last")
+    p.add_argument("--team", required=True, help="team name")
+    p.add_argument("--mode", choices=["live", "test"], default="live", help="key mode")
     p.set_defaults(fn=cmd_create_api_key)
 
-    p = sub.add_parser("list-api-keys", help="list keys (never the keys themselves)")
-    p.add_argument("--team")
+    p = command("list-api-keys", "list keys: ids, prefixes, teams, modes, use (never a key)")
+    p.add_argument("--team", help="only this team's keys (default: every team)")
     p.set_defaults(fn=cmd_list_api_keys)
 
-    p = sub.add_parser("revoke-api-key", help="revoke a key by full key or id")
-    p.add_argument("key_or_id", metavar="KEY_OR_ID")
+    p = command(
+        "revoke-api-key",
+        "revoke a key at once, on every worker (a revoked key: says so, exit 0; unknown: exit 1)",
+    )
+    p.add_argument("key_or_id", metavar="KEY_OR_ID", help="the full key, or an id from the list")
     p.set_defaults(fn=cmd_revoke_api_key)
 
-    p = sub.add_parser("export-schema", help="print the GraphQL SDL")
+    p = command("export-schema", "print the GraphQL SDL")
     p.set_defaults(fn=cmd_export_schema)
 
-    p = sub.add_parser("seed", help="load synthetic clients")
-    p.add_argument("--clients", type=int, required=True)
-    p.add_argument("--team", default="seed")
-    p.add_argument("--mode", choices=["live", "test"], default="live")
+    p = command("seed", "load synthetic clients (by default where the development key sees them)")
+    p.add_argument("--clients", type=int, required=True, help="how many")
+    p.add_argument("--team", default=DEV_TEAM, help="team name (created if new)")
+    p.add_argument("--mode", choices=["live", "test"], default="test", help="clients' mode")
     p.set_defaults(fn=cmd_seed)
 
-    p = sub.add_parser("deliver", help="deliver webhooks apart (WEBHOOK_DELIVERY=external)")
+    p = command(
+        "import",
+        "create or update a team's clients by RFC from a .csv or .jsonl file (REST field names)",
+    )
+    p.add_argument(
+        "file",
+        metavar="FILE",
+        help=".csv (header: REST names, address.* dotted) "
+        "or .jsonl (one client per line), UTF-8 with or without BOM",
+    )
+    p.add_argument("--team", required=True, help="team name (created if new)")
+    p.add_argument("--mode", choices=["live", "test"], default="live", help="clients' mode")
+    p.add_argument("--errors", help="where to write the failed rows (default: FILE.errors.jsonl)")
+    p.set_defaults(fn=cmd_import)
+
+    p = command("export", "write a team's clients (one mode) as JSON Lines or CSV")
+    p.add_argument("--team", required=True, help="team name")
+    p.add_argument("--mode", choices=["live", "test"], default="live", help="clients' mode")
+    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="file format")
+    p.add_argument("--output", default="-", help="file to write ('-': standard output)")
+    p.set_defaults(fn=cmd_export)
+
+    p = command("deliver", "deliver webhooks apart (WEBHOOK_DELIVERY=external)")
     p.set_defaults(fn=cmd_deliver)
 
-    p = sub.add_parser("dev-key", help="make sure a development team and key exist")
+    p = command("dev-key", f"make sure a development key exists (kept in {DEV_KEY_FILE})")
     p.set_defaults(fn=cmd_dev_key)
     return parser
 
@@ -286,12 +429,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: int = args.fn(args)
+        sys.stdout.flush()  # here, where a closed pipe is handled, not at interpreter exit
         return result
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): what it wanted was printed. Point stdout at
+        # /dev/null so that flushing it at exit does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as exc:  # a clean message, not a trace, for operators
         if os.environ.get("DEBUG"):
             raise

@@ -35,9 +35,11 @@ from app.clients.types import (
 )
 from app.core.clock import format_timestamp
 from app.core.errors import DuplicateRfc, UnsupportedMediaType, ValidationFailed
+from app.http import metrics
 from app.http.deps import client_service, principal
 from app.platform.idempotency import HEADER as IDEMPOTENCY_HEADER
 from app.platform.idempotency import Outcome, fingerprint
+from app.rest import patterns
 from app.rest.errors import render_error
 from app.rest.schemas import (
     READ_ONLY_FIELDS,
@@ -303,6 +305,7 @@ async def create_client(
     headers = dict(outcome.headers)
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"
+        metrics.idempotent_replay()
     return Response(
         outcome.body.encode(),
         status_code=outcome.status,
@@ -392,19 +395,59 @@ OffsetQuery = Annotated[
     ),
 ]
 NameQuery = Annotated[
-    str | None, Query(max_length=300, description="Partial, case- and accent-insensitive")
+    str | None,
+    Query(
+        max_length=validation.SEARCH_MAX,
+        description="Partial, case- and accent-insensitive, on name or legalName",
+        examples=["mexico"],
+        json_schema_extra={"pattern": patterns.TEXT},
+    ),
 ]
-RfcQuery = Annotated[str | None, Query(max_length=64, description="Exact RFC")]
-EmailQuery = Annotated[str | None, Query(max_length=254, description="Exact, case-insensitive")]
+RfcQuery = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="Exact RFC (normalised as on create)",
+        json_schema_extra={"pattern": patterns.TEXT},
+    ),
+]
+EmailQuery = Annotated[
+    str | None,
+    Query(
+        max_length=validation.EMAIL_MAX,
+        description="Exact, case-insensitive",
+        json_schema_extra={"pattern": patterns.TEXT},
+    ),
+]
 FromQuery = Annotated[
-    str | None, Query(alias="from", max_length=64, description="ISO 8601 date or date-time")
+    str | None,
+    Query(
+        alias="from",
+        max_length=64,
+        description="ISO 8601 date or date-time (UTC when it has no offset), inclusive; "
+        "not after `to`",
+        examples=["2024-01-15"],
+        json_schema_extra={"pattern": patterns.DATE_BOUND},
+    ),
 ]
 ToQuery = Annotated[
     str | None,
-    Query(max_length=64, description="ISO 8601; a date-only value covers the whole day"),
+    Query(
+        max_length=64,
+        description="ISO 8601, inclusive; a date-only value covers the whole day",
+        examples=["2024-01-31T23:59:59Z"],
+        json_schema_extra={"pattern": patterns.DATE_BOUND},
+    ),
 ]
 NextQuery = Annotated[
-    str | None, Query(alias="next", max_length=2048, description="Token from a previous page")
+    str | None,
+    Query(
+        alias="next",
+        max_length=2048,
+        description="The `next` token of a previous page, as it was given (it carries the "
+        "whole query: only `limit` may come with it)",
+        json_schema_extra={"pattern": r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$"},
+    ),
 ]
 TaxSystemQuery = Annotated[
     str | None,

@@ -9,7 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from app.clients import validation as v
+from app.rest import patterns
+
 _FORBID = ConfigDict(extra="forbid")
+Schema = dict[str, Any]
 
 
 def _max(length: int) -> Callable[[dict[str, Any]], None]:
@@ -23,7 +27,7 @@ def _max(length: int) -> Callable[[dict[str, Any]], None]:
     return document
 
 
-def not_null(schema: dict[str, Any]) -> None:
+def not_null(schema: Schema) -> None:
     """Documents an optional field as never null: the model takes null only so that the 400
     names the field, which a request cannot usefully send."""
     variants = schema.pop("anyOf", None)
@@ -31,39 +35,111 @@ def not_null(schema: dict[str, Any]) -> None:
         schema.update(next(v for v in variants if v.get("type") != "null"))
 
 
-class AddressBody(BaseModel):
-    model_config = _FORBID
+def documented(*, nullable: bool = True, **constraints: Any) -> Callable[[Schema], None]:
+    """JSON Schema constraints of a string field, for /openapi.json only: pydantic does not
+    enforce them (the service checks every rule and reports all bad fields at once).
+    `nullable=False` documents the field as never null (see `not_null`)."""
 
-    street: StrictStr | None = Field(None, examples=["Av. Insurgentes Sur 123"])
-    city: StrictStr | None = Field(None, examples=["Ciudad de México"])
-    state: StrictStr | None = Field(None, examples=["CDMX"])
+    def apply(schema: Schema) -> None:
+        variants = schema.get("anyOf")
+        target = next(x for x in variants if x.get("type") != "null") if variants else schema
+        target.update(constraints)
+        if not nullable:
+            not_null(schema)
+
+    return apply
+
+
+def text(max_length: int, **more: Any) -> Callable[[Schema], None]:
+    """An optional text: no control characters, at most `max_length` once trimmed; null or
+    blank clears."""
+    return documented(pattern=patterns.bounded_text(max_length), **more)
+
+
+_RFC: Schema = {"minLength": 12, "maxLength": 13, "pattern": patterns.RFC}
+# An address, or blank (unset).
+_EMAIL: Schema = {
+    "anyOf": [{"format": "email", "maxLength": v.EMAIL_MAX}, {"pattern": patterns.BLANK}]
+}
+# The read-only fields of a client as returned: accepted and ignored (`readOnly`), so that a
+# client read with GET can be sent back.
+_READ_ONLY: Schema = {"readOnly": True}
+
+
+class AddressBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            # zipCode is five digits when country is absent, blank or names Mexico.
+            "if": {
+                "properties": {
+                    "country": {
+                        "anyOf": [
+                            {"type": "null"},
+                            {"type": "string", "pattern": patterns.COUNTRY_MEXICO},
+                        ]
+                    }
+                }
+            },
+            "then": {
+                "properties": {
+                    "zipCode": {
+                        "anyOf": [{"type": "null"}, {"type": "string", "pattern": patterns.ZIP_MX}]
+                    }
+                }
+            },
+        },
+    )
+
+    street: StrictStr | None = Field(
+        None, examples=["Av. Insurgentes Sur 123"], json_schema_extra=text(v.ADDRESS_FIELD_MAX)
+    )
+    city: StrictStr | None = Field(
+        None, examples=["Ciudad de México"], json_schema_extra=text(v.ADDRESS_FIELD_MAX)
+    )
+    state: StrictStr | None = Field(
+        None, examples=["CDMX"], json_schema_extra=text(v.ADDRESS_FIELD_MAX)
+    )
     zipCode: StrictStr | None = Field(
         None,
-        description="Five digits for an address in Mexico",
+        description="Five digits for an address in Mexico (country absent or México, Mexico, "
+        "MX, MEX in any case, with or without accents)",
         examples=["03100"],
+        json_schema_extra=text(v.ADDRESS_FIELD_MAX),
     )
-    country: StrictStr | None = Field(None, examples=["México"])
+    country: StrictStr | None = Field(
+        None, examples=["México"], json_schema_extra=text(v.ADDRESS_FIELD_MAX)
+    )
     exterior: StrictStr | None = Field(
-        None, description="Exterior number", examples=["123"], json_schema_extra=_max(200)
+        None,
+        description="Exterior number",
+        examples=["123"],
+        json_schema_extra=text(v.ADDRESS_FIELD_MAX),
     )
     interior: StrictStr | None = Field(
-        None, description="Interior number", examples=["4B"], json_schema_extra=_max(200)
+        None,
+        description="Interior number",
+        examples=["4B"],
+        json_schema_extra=text(v.ADDRESS_FIELD_MAX),
     )
     neighborhood: StrictStr | None = Field(
-        None, description="Colonia", examples=["Roma Norte"], json_schema_extra=_max(200)
+        None,
+        description="Colonia",
+        examples=["Roma Norte"],
+        json_schema_extra=text(v.ADDRESS_FIELD_MAX),
     )
     municipality: StrictStr | None = Field(
         None,
         description="Municipio or alcaldía",
         examples=["Cuauhtémoc"],
-        json_schema_extra=_max(200),
+        json_schema_extra=text(v.ADDRESS_FIELD_MAX),
     )
 
 
 def _metadata_schema(schema: dict[str, Any]) -> None:
     schema.pop("anyOf", None)
     schema.update(
-        type="object",
+        type=["object", "null"],  # null removes every key
         maxProperties=50,
         propertyNames={"minLength": 1, "maxLength": 40},
         additionalProperties={"type": ["string", "null"], "maxLength": 500},
@@ -75,24 +151,61 @@ class ClientRefBody(BaseModel):
 
     model_config = _FORBID
 
-    rfc: StrictStr | None = Field(None)
-    email: StrictStr | None = Field(None)
+    rfc: StrictStr | None = Field(None, json_schema_extra=documented(nullable=False, **_RFC))
+    email: StrictStr | None = Field(None, json_schema_extra=documented(**_EMAIL))
+
+
+def _given_once(field: str) -> Schema:
+    """`field` at the top level or in `client`, not both (both are accepted when equal, which
+    no schema can say)."""
+    given = {"type": "string", "pattern": r"\S"}  # null or blank means "not given"
+    return {
+        "not": {
+            "required": [field, "client"],
+            "properties": {
+                field: given,
+                "client": {"required": [field], "properties": {field: given}},
+            },
+        }
+    }
 
 
 class _ClientBody(BaseModel):
     # null is accepted by the model only so that the service names the field in its 400
     # ("Name is required"); the schema says what a request may send: a string.
     name: StrictStr | None = Field(
-        None, description="Display name, 1..300", json_schema_extra=not_null
+        None,
+        description="Display name, 1..300 characters once trimmed",
+        examples=["Cliente Example"],
+        json_schema_extra=documented(nullable=False, pattern=patterns.non_blank_text(v.NAME_MAX)),
     )
     rfc: StrictStr | None = Field(
         None,
-        description="RFC: 12 (persona moral) or 13 (persona física)",
-        json_schema_extra=not_null,
+        description="RFC as SAT defines it: 12 characters (persona moral) or 13 (persona "
+        "física), the six digits a real date. Lower case, spaces and hyphens are accepted too "
+        "and normalised away. The check digit is reported as rfcCheckDigitValid, not required.",
+        examples=["MAB9307148T4"],
+        json_schema_extra=documented(nullable=False, **_RFC),
     )
-    legalName: StrictStr | None = Field(None, description="Up to 300")
-    email: StrictStr | None = Field(None, description="Up to 254")
-    phone: StrictStr | None = Field(None, description="A possible phone number; Mexico by default")
+    legalName: StrictStr | None = Field(
+        None,
+        description="Up to 300 characters once trimmed",
+        examples=["Cliente Example S.A. de C.V."],
+        json_schema_extra=text(v.LEGAL_NAME_MAX),
+    )
+    email: StrictStr | None = Field(
+        None,
+        description="An address by syntax (no DNS look-up), up to 254 characters",
+        examples=["cliente@example.com"],
+        json_schema_extra=documented(**_EMAIL),
+    )
+    phone: StrictStr | None = Field(
+        None,
+        description="A Mexican number (ten digits, optionally after +52); any number possible "
+        "for its country, in international form, is accepted too (up to 40 characters).",
+        examples=["+52 55 1234 5678"],
+        json_schema_extra=documented(pattern=patterns.PHONE_MX),
+    )
     address: AddressBody | None = None
     taxSystem: StrictStr | None = Field(
         None,
@@ -120,14 +233,16 @@ class _ClientBody(BaseModel):
         json_schema_extra=not_null,
     )
     # Read-only fields of a client as returned: accepted and ignored, so a GET can be sent back.
-    id: Any = Field(None, description="Read-only; ignored")
-    timestamp: Any = Field(None, description="Read-only; ignored")
-    updatedAt: Any = Field(None, description="Read-only; ignored")
-    livemode: Any = Field(None, description="Read-only; ignored")
-    rfcCheckDigitValid: Any = Field(None, description="Read-only; ignored")
-    cfdiName: Any = Field(None, description="Read-only; ignored")
-    invoiceReady: Any = Field(None, description="Read-only; ignored")
-    invoiceIssues: Any = Field(None, description="Read-only; ignored")
+    id: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
+    timestamp: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
+    updatedAt: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
+    livemode: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
+    rfcCheckDigitValid: Any = Field(
+        None, description="Read-only; ignored", json_schema_extra=_READ_ONLY
+    )
+    cfdiName: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
+    invoiceReady: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
+    invoiceIssues: Any = Field(None, description="Read-only; ignored", json_schema_extra=_READ_ONLY)
 
 
 # The read-only fields above: ignored, so left out of what an idempotency key fingerprints
@@ -139,7 +254,18 @@ class ClientCreateBody(_ClientBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "required": ["name", "rfc"],
+            "required": ["name"],
+            "allOf": [
+                # rfc is required, at the top level or as client.rfc.
+                {
+                    "anyOf": [
+                        {"required": ["rfc"]},
+                        {"required": ["client"], "properties": {"client": {"required": ["rfc"]}}},
+                    ]
+                },
+                _given_once("rfc"),
+                _given_once("email"),
+            ],
             "examples": [
                 {
                     "name": "Cliente Example",
@@ -165,7 +291,10 @@ class ClientUpdateBody(_ClientBody):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"email": "nuevo-email@example.com"}]},
+        json_schema_extra={
+            "allOf": [_given_once("rfc"), _given_once("email")],
+            "examples": [{"email": "nuevo-email@example.com"}],
+        },
     )
 
 
@@ -194,15 +323,29 @@ class ClientRefOut(BaseModel):
     email: str | None
 
 
+_TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
+
+
 class ClientOut(BaseModel):
-    id: str = Field(examples=["client_01JD0Q5Z8X3V2N7K4M6P9R1T2W"])
+    id: str = Field(
+        examples=["client_01JD0Q5Z8X3V2N7K4M6P9R1T2W"],
+        json_schema_extra={"pattern": r"^client_[0-7][0-9A-HJKMNP-TV-Z]{25}$"},
+    )
     name: str
     legalName: str | None
     client: ClientRefOut
     phone: str | None
     address: AddressOut | None
-    timestamp: str = Field(description="Creation time, UTC, ISO 8601 with milliseconds")
-    updatedAt: str
+    timestamp: str = Field(
+        description="Creation time, UTC, ISO 8601 with milliseconds",
+        examples=["2024-01-15T10:30:00.000Z"],
+        json_schema_extra={"format": "date-time", "pattern": _TIMESTAMP},
+    )
+    updatedAt: str = Field(
+        description="Last change, UTC, ISO 8601 with milliseconds (the ETag's time)",
+        examples=["2024-01-15T10:30:00.000Z"],
+        json_schema_extra={"format": "date-time", "pattern": _TIMESTAMP},
+    )
     livemode: bool
     rfcCheckDigitValid: bool
     taxSystem: str | None = Field(description="c_RegimenFiscal code")

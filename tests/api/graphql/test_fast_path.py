@@ -645,8 +645,9 @@ def unreachable_clients(asgi: Any, directory: Any) -> Database:
     where the SQLite file should be), keeping authentication on the working one."""
     services = asgi.app.state.services
     broken = Database(make_settings(f"sqlite+aiosqlite:///{directory}"))
-    old = services.clients
-    services.clients = ClientService(broken, old.signer, services.idempotency, old.outbox)
+    services.clients = ClientService(
+        broken, services.clients.signer, services.idempotency, services.clients.outbox
+    )
     return broken
 
 

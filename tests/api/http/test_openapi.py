@@ -75,6 +75,7 @@ async def test_every_route_documents_its_errors(client: httpx.AsyncClient) -> No
     expected = {
         ("/v2/clients", "post"): {"201", "400", "401", "409", "413", "415", "422"},
         ("/v2/clients", "get"): {"200", "400", "401"},
+        ("/v2/clients/export", "get"): {"200", "400", "401"},
         ("/v2/clients/{clientId}", "get"): {"200", "401", "404"},
         ("/v2/clients/{clientId}", "put"): {"200", "400", "401", "404", "409", "412", "415"},
         ("/v2/clients/{clientId}", "patch"): {"200", "400", "401", "404", "409", "412", "415"},
