@@ -279,8 +279,11 @@ async def per_row(s: Services, who: Principal, n: int, repeat: int) -> dict[str,
 
     return {
         "row mapping (row_to_client)": steps(lambda: [row_to_client(r) for r in rows]),
-        "JSON shape (client_json, timestamps included)": steps(
+        "JSON shape from the domain object (client_json, timestamps included)": steps(
             lambda: [rest.client_json(c) for c in items]
+        ),
+        "REST shape straight from the row (client_record_json)": steps(
+            lambda: [rest.client_record_json(r) for r in rows]
         ),
         "two timestamps formatted": steps(
             lambda: [

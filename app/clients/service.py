@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +33,7 @@ from app.clients.repository import (
 )
 from app.clients.types import (
     ADDRESS_ATTRS,
+    RECORD_FIELDS,
     UNSET,
     Address,
     AddressPatch,
@@ -40,6 +41,7 @@ from app.clients.types import (
     ClientFilter,
     ClientPage,
     ClientPatch,
+    ClientRecord,
     NewClient,
     Patch,
     Position,
@@ -403,6 +405,11 @@ def entity_tag(client: Client) -> str:
     return f'"{to_ms(client.updated_at)}"'
 
 
+def record_entity_tag(record: ClientRecord) -> str:
+    """`entity_tag` of a client's record."""
+    return f'"{to_ms(record[RECORD_FIELDS.index("updated_at")])}"'
+
+
 def _check_precondition(
     current: Client, expected: datetime | None, if_match: Sequence[str] | None
 ) -> None:
@@ -654,6 +661,17 @@ class ClientService:
             raise ClientNotFound(client_id)
         return row_to_client(row)
 
+    async def get_record(self, *, principal: Principal, client_id: str) -> ClientRecord:
+        """As `get`, the client as its database record (see ClientRecord): no domain object
+        for a caller that only renders it."""
+        if not is_client_id(client_id):
+            raise ClientNotFound(client_id)
+        async with self.db.statement() as conn:
+            row = await self.repo.get(conn, principal.team_id, principal.livemode, client_id)
+        if row is None:
+            raise ClientNotFound(client_id)
+        return cast(ClientRecord, row)
+
     async def list(
         self,
         *,
@@ -665,11 +683,13 @@ class ClientService:
         next_token: str | None = None,
         with_total: bool = False,
         fields: ListFields = REST_LIST_FIELDS,
+        as_records: bool = False,
     ) -> ClientPage:
         """A page of clients, newest first, from the arguments as the caller sent them: a
         GraphQL cursor (`after`, the filter sent again) or a REST `next` token (which carries
         the filter and the limit). `with_total` also counts every match, in the same
-        statement or transaction (so the page and its total agree)."""
+        statement or transaction (so the page and its total agree). `as_records` hands the
+        rows over as records (see ClientRecord) instead of domain objects."""
         query = self._page_query(principal, filters, limit, offset, after, next_token, fields)
         async with self._read_unit(query.search) as session:
             prepared = await self.repo.prepare(
@@ -686,7 +706,8 @@ class ClientService:
         has_more = len(rows) > query.limit
         rows = rows[: query.limit]
         return ClientPage(
-            items=[row_to_client(r) for r in rows],
+            items=[] if as_records else [row_to_client(r) for r in rows],
+            records=rows if as_records else (),
             positions=[row_position(r) for r in rows],
             has_more=has_more,
             filters=query.filters,

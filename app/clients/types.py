@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Final, TypeAlias, TypeVar, Union
@@ -164,6 +165,75 @@ class ClientPage:
     filters: ClientFilter = field(default_factory=ClientFilter)
     total: int | None = None  # only when asked for
     limit: int = 0  # the page size asked for (a REST `next` token carries it)
+    # With `as_records` the rows come as records instead (items then stays empty).
+    records: Sequence[ClientRecord] = ()
+
+
+# A client as the values of one SELECT_COLUMNS row of the repository, in that order (the first,
+# the internal row id, is None when the record comes from a domain object; a row may carry more
+# columns after these, such as a list's total). The REST shim
+# renders its client shape from these, straight from the database's rows on its read paths.
+ClientRecord: TypeAlias = Sequence[Any]
+
+# The names of a record's values, in order (a unit test checks them against SELECT_COLUMNS).
+RECORD_FIELDS = (
+    "id",
+    "public_id",
+    "name",
+    "legal_name",
+    "rfc",
+    "rfc_check_digit_valid",
+    "email",
+    "phone",
+    "street",
+    "city",
+    "state",
+    "zip_code",
+    "country",
+    "exterior",
+    "interior",
+    "neighborhood",
+    "municipality",
+    "tax_system",
+    "cfdi_use",
+    "metadata_json",
+    "livemode",
+    "created_at",
+    "updated_at",
+)
+
+
+def client_record(c: Client) -> ClientRecord:
+    """A domain object as a record (see ClientRecord)."""
+    a = c.address or _NO_ADDRESS
+    return (
+        None,
+        c.id,
+        c.name,
+        c.legal_name,
+        c.rfc,
+        c.rfc_check_digit_valid,
+        c.email,
+        c.phone,
+        a.street,
+        a.city,
+        a.state,
+        a.zip_code,
+        a.country,
+        a.exterior,
+        a.interior,
+        a.neighborhood,
+        a.municipality,
+        c.tax_system,
+        c.cfdi_use,
+        c.metadata,
+        c.livemode,
+        c.created_at,
+        c.updated_at,
+    )
+
+
+_NO_ADDRESS = Address()
 
 
 def client_to_json(c: Client) -> dict[str, object]:

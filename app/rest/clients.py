@@ -12,9 +12,15 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPBearer
 
 from app.auth.principal import Principal
-from app.clients import validation
+from app.clients import fiscal, validation
 from app.clients.fiscal import Issue
-from app.clients.service import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, entity_tag
+from app.clients.service import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    entity_tag,
+    record_entity_tag,
+)
 from app.clients.types import (
     ADDRESS_ATTRS,
     UNSET,
@@ -23,7 +29,9 @@ from app.clients.types import (
     Client,
     ClientFilter,
     ClientPatch,
+    ClientRecord,
     NewClient,
+    client_record,
 )
 from app.core.clock import format_timestamp
 from app.core.errors import DuplicateRfc, UnsupportedMediaType, ValidationFailed
@@ -129,30 +137,81 @@ def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None
 
 
 def client_json(c: Client) -> dict[str, Any]:
-    a = c.address
-    issues = c.invoice_issues()
+    """A client in the REST shape: the domain object's values through the one renderer."""
+    return client_record_json(client_record(c))
+
+
+def client_record_json(record: ClientRecord) -> dict[str, Any]:
+    """The REST client shape, built straight from a record (SELECT_COLUMNS order; the list and
+    get-by-id routes pass the database rows themselves). The only renderer of this shape:
+    `client_json` feeds it a domain object's values, so every route answers the same bytes."""
+    (
+        _,
+        public_id,
+        name,
+        legal_name,
+        rfc,
+        rfc_valid,
+        email,
+        phone,
+        street,
+        city,
+        state,
+        zip_code,
+        country,
+        exterior,
+        interior,
+        neighborhood,
+        municipality,
+        tax_system,
+        cfdi_use,
+        metadata,
+        livemode,
+        created_at,
+        updated_at,
+        *_,  # what else the statement selected (a list's total)
+    ) = record
+    # As Address.is_empty: an address of only empty values is no address.
+    has_address = (
+        street or exterior or interior or neighborhood or city or municipality or state
+    ) or (zip_code or country)
+    issues = fiscal.readiness(
+        rfc=rfc,
+        legal_name=legal_name,
+        tax_system=tax_system,
+        cfdi_use=cfdi_use,
+        zip_code=zip_code if has_address else None,
+    )
     return {
-        "id": c.id,
-        "name": c.name,
-        "legalName": c.legal_name,
-        "client": {"rfc": c.rfc, "email": c.email},
-        "phone": c.phone,
-        "address": None if a is None else address_json(a),
-        "timestamp": format_timestamp(c.created_at),
-        "updatedAt": format_timestamp(c.updated_at),
-        "livemode": c.livemode,
-        "rfcCheckDigitValid": c.rfc_check_digit_valid,
-        "taxSystem": c.tax_system,
-        "cfdiUse": c.cfdi_use,
-        "metadata": c.metadata,
-        "cfdiName": c.cfdi_name,
+        "id": public_id,
+        "name": name,
+        "legalName": legal_name,
+        "client": {"rfc": rfc, "email": email},
+        "phone": phone,
+        "address": {
+            "street": street,
+            "exterior": exterior,
+            "interior": interior,
+            "neighborhood": neighborhood,
+            "city": city,
+            "municipality": municipality,
+            "state": state,
+            "zipCode": zip_code,
+            "country": country,
+        }
+        if has_address
+        else None,
+        "timestamp": format_timestamp(created_at),
+        "updatedAt": format_timestamp(updated_at),
+        "livemode": livemode,
+        "rfcCheckDigitValid": rfc_valid,
+        "taxSystem": tax_system,
+        "cfdiUse": cfdi_use,
+        "metadata": metadata or {},
+        "cfdiName": fiscal.cfdi_name(legal_name),
         "invoiceReady": not issues,
-        "invoiceIssues": issues_json(issues),
+        "invoiceIssues": [{"field": i.field, "message": i.message} for i in issues],
     }
-
-
-def address_json(a: Address) -> dict[str, str | None]:
-    return {_API_NAMES.get(attr, attr): getattr(a, attr) for attr in ADDRESS_ATTRS}
 
 
 def issues_json(issues: list[Issue]) -> list[dict[str, str]]:
@@ -441,10 +500,11 @@ async def list_clients(
         offset=offset,
         next_token=next_,
         with_total=True,
+        as_records=True,
     )
     return _json(
         {
-            "data": [client_json(c) for c in page.items],
+            "data": [client_record_json(r) for r in page.records],
             "message": "Clients retrieved successfully",
             "totalResults": page.total,
             "hasMore": page.has_more,
@@ -486,10 +546,10 @@ def _no_query(request: Request) -> None:
 )
 async def get_client(clientId: ClientId, who: Auth, request: Request) -> Response:
     _no_query(request)
-    client = await client_service(request).get(principal=who, client_id=clientId)
+    record = await client_service(request).get_record(principal=who, client_id=clientId)
     return _json(
-        {"data": client_json(client), "message": "Client retrieved successfully"},
-        headers={"ETag": entity_tag(client)},
+        {"data": client_record_json(record), "message": "Client retrieved successfully"},
+        headers={"ETag": record_entity_tag(record)},
     )
 
 
