@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import email_validator
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from app.clients import validation as v
@@ -58,8 +59,18 @@ def text(max_length: int, **more: Any) -> Callable[[Schema], None]:
 
 _RFC: Schema = {"minLength": 12, "maxLength": 13, "pattern": patterns.RFC}
 # An address, or blank (unset).
+# email-validator refuses addresses at special-use names (RFC 6761: `.test`, `localhost`…),
+# which JSON Schema's `email` format allows: the document says so, from the library's list.
+_SPECIAL_USE = "|".join(email_validator.SPECIAL_USE_DOMAIN_NAMES)
 _EMAIL: Schema = {
-    "anyOf": [{"format": "email", "maxLength": v.EMAIL_MAX}, {"pattern": patterns.BLANK}]
+    "anyOf": [
+        {
+            "format": "email",
+            "maxLength": v.EMAIL_MAX,
+            "not": {"pattern": f"(?i)[@.](?:{_SPECIAL_USE})\\.?[ \\t]*$"},
+        },
+        {"pattern": patterns.BLANK},
+    ]
 }
 # The read-only fields of a client as returned: accepted and ignored (`readOnly`), so that a
 # client read with GET can be sent back.

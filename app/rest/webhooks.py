@@ -68,15 +68,10 @@ class WebhookCreateBody(BaseModel):
         None,
         description=f'Event types ({", ".join(EVENT_TYPES)}) or ["*"]',
         json_schema_extra={
-            "anyOf": [
-                {
-                    "type": "array",
-                    "minItems": 1,
-                    "uniqueItems": True,
-                    "items": {"enum": list(EVENT_TYPES)},
-                },
-                {"type": "array", "items": {"const": "*"}, "minItems": 1, "maxItems": 1},
-            ]
+            # "*" anywhere means every type; repeats are ignored.
+            "type": "array",
+            "minItems": 1,
+            "items": {"enum": [*EVENT_TYPES, "*"]},
         },
     )
     description: Any = Field(

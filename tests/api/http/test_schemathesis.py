@@ -177,13 +177,13 @@ def real_state(case: Any) -> None:
     """Rules over state or over two values, which no schema states (see the module
     docstring): a valid `next` becomes a real token, sent alone; `from`/`to` in order."""
     query = case.query
-    lists = ("/v2/clients", "/v2/clients/export")
-    if not _positive(case) or not isinstance(query, dict) or case.path not in lists:
+    tokens = {"/v2/clients": "next", "/v2/clients/export": "next", "/v2/events": "events_next"}
+    if not _positive(case) or not isinstance(query, dict) or case.path not in tokens:
         return
     if isinstance(query.get("next"), str):
         limit = query.get("limit")
         query.clear()
-        query["next"] = KEY["next"]
+        query["next"] = KEY[tokens[case.path]]
         if limit is not None:
             query["limit"] = limit
     low, high = query.get("from"), query.get("to")
@@ -290,6 +290,9 @@ async def _issued_next_token(app: Any) -> str:
         page = await client.get("/v2/clients?limit=1", headers=auth())
         token: str = page.json()["next"]
         assert token
+        events = await client.get("/v2/events?limit=1", headers=auth())
+        KEY["events_next"] = events.json()["next"]  # the two creates made two events
+        assert KEY["events_next"]
         return token
 
 
