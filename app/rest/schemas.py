@@ -169,16 +169,7 @@ class ClientRefBody(BaseModel):
 def _given_once(field: str) -> Schema:
     """`field` at the top level or in `client`, not both (both are accepted when equal, which
     no schema can say)."""
-    given = {"type": "string", "pattern": r"\S"}  # null or blank means "not given"
-    return {
-        "not": {
-            "required": [field, "client"],
-            "properties": {
-                field: given,
-                "client": {"required": [field], "properties": {field: given}},
-            },
-        }
-    }
+    return {"not": {"required": [field, "client"], "properties": {"client": {"required": [field]}}}}
 
 
 class _ClientBody(BaseModel):

@@ -59,10 +59,15 @@ from schemathesis.specs.graphql.schemas import GraphQLSchema
 
 from app.clients.validation import FieldInvalid, parse_date_bound
 from app.main import create_app
+from app.webhooks import service as webhook_service
 from tests.conftest import make_settings
 from tests.support import create_key, new_rfc, unique_team
 
 ROOT = Path(__file__).resolve().parents[3]
+# The cap of 20 webhook endpoints per team and mode is state no schema states, and the fuzzer
+# creates hundreds: lifted for this module's app (tests/api/events holds the cap to 20).
+webhook_service.MAX_ENDPOINTS = 1_000_000
+
 KEY: dict[str, str] = {}  # the module's API key and a real `next` token, set by `target`
 
 
@@ -296,7 +301,10 @@ async def _issued_next_token(app: Any) -> str:
         return token
 
 
+# Derandomized: the same examples on every run (CI judges the code, not the seed); widen the
+# search by running with other seeds locally (hypothesis --hypothesis-seed).
 @OPENAPI.parametrize()
+@hypothesis_settings(derandomize=True, database=None)
 def test_openapi(case: Any, target: None) -> None:
     """Examples, coverage and fuzzing of one documented operation, every check."""
     prepare(case)
@@ -310,6 +318,7 @@ class OpenApiSequences(Authenticated, OPENAPI.as_state_machine()):  # type: igno
 STATEFUL = hypothesis_settings(
     max_examples=15,
     stateful_step_count=6,
+    derandomize=True,
     deadline=None,
     database=None,
     suppress_health_check=list(HealthCheck),
