@@ -8,13 +8,16 @@ checked document (schema/documents.py: one cache, bounded by bytes), and runs th
 - Eligible: a query operation that the endpoint's document checker found valid; no
   fragments (except `... on T` directly under `client`) and no directives anywhere; no
   response key selected twice in one selection set; root fields `clients`, `client` and
-  `__typename`; below them only fields without resolvers (and ClientConnection's `edges`
-  and `totalCount`) and `__typename`, aliased or not.
+  `__typename`; below them only fields without resolvers (and ClientConnection's `nodes`,
+  `edges` and `totalCount`) and `__typename`, aliased or not.
 - Running a plan: graphql-core coerces the variables and arguments, Strawberry converts them
   to the resolver's Python arguments, the functions behind the resolvers run
   (`list_clients`, `find_client`, `ClientConnection.make_edges`/`count_matches`), and the
-  plan copies the selected attributes into dicts in selection order, each leaf coerced by its
-  own GraphQL type, exactly as graphql-core completes it.
+  plan copies the selected values into dicts in selection order, each leaf coerced by its
+  own GraphQL type, exactly as graphql-core completes it. A list's `nodes` are read straight
+  from the page's database rows with `CLIENT_FROM_RECORD`, the table `ClientType.from_record`
+  builds every client with: only the selected fields are computed (an unselected
+  `invoiceReadiness` costs nothing), and no object is built per row.
 - Everything else goes to the standard executor: documents that are not eligible, and every
   request whose plan raised anything (a bad argument, a client not found, an outage, a
   surprise). Nothing is rendered here, so every error has one code path; queries only read,
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from graphql import (
@@ -74,7 +78,7 @@ from app.core.errors import DomainError, ServiceUnavailable
 from schema.context import Context
 from schema.documents import PreparedDocument
 from schema.resolvers import find_client, list_clients
-from schema.types import ClientConnection
+from schema.types import CLIENT_FROM_RECORD, ClientConnection
 
 if TYPE_CHECKING:
     from schema import GatewaySchema
@@ -97,6 +101,10 @@ async def _edges(connection: ClientConnection, ctx: Context) -> Any:
     return connection.make_edges(ctx.services.clients)
 
 
+async def _node_records(connection: ClientConnection, ctx: Context) -> Any:
+    return connection.records
+
+
 async def _total_count(connection: ClientConnection, ctx: Context) -> Any:
     return await connection.count_matches(ctx.services.clients)
 
@@ -104,7 +112,13 @@ async def _total_count(connection: ClientConnection, ctx: Context) -> Any:
 # Fields with resolvers the plan runs too (only on the object a root field returns).
 _RESOLVED: dict[tuple[str, str], Callable[[Any, Context], Awaitable[Any]]] = {
     ("ClientConnection", "edges"): _edges,
+    ("ClientConnection", "nodes"): _node_records,
     ("ClientConnection", "totalCount"): _total_count,
+}
+# Resolved fields whose items are records, not objects: each field of their items is read
+# with its function of a record (the table ClientType.from_record itself builds with).
+_RECORD_ITEMS: dict[tuple[str, str], dict[str, Callable[[Any], Any]]] = {
+    ("ClientConnection", "nodes"): CLIENT_FROM_RECORD,
 }
 
 # Leaf types whose output coercion returns a value of this Python type unchanged.
@@ -133,7 +147,8 @@ class _NotFast(Exception):
 
 class _Field(NamedTuple):
     key: str  # the response key: alias or name
-    attr: str | None  # the attribute read from the parent; None: `__typename` or resolved
+    get: Callable[[Any], Any] | None  # reads the value from the parent; None: `__typename`
+    # or resolved
     kind: int
     arg: Any  # _TYPENAME: the type name; _LEAF: (identity type, coerce); else a _Selection
     nullable: bool
@@ -270,8 +285,15 @@ class FastPath:
         return tuple(roots)
 
     def _selection(
-        self, parent: GraphQLObjectType, nodes: list[FieldNode], *, root: bool = False
+        self,
+        parent: GraphQLObjectType,
+        nodes: list[FieldNode],
+        *,
+        root: bool = False,
+        getters: dict[str, Callable[[Any], Any]] | None = None,
     ) -> _Selection:
+        """The plan of one selection set. `getters`: the parent objects are records, read
+        with these functions (by Python field name) instead of attributes."""
         fields: list[_Field] = []
         resolved = []
         keys: set[str] = set()
@@ -281,24 +303,32 @@ class FastPath:
             if name == "__typename":
                 fields.append(_Field(key, None, _TYPENAME, parent.name, False))
                 continue
-            attr: str | None
+            get: Callable[[Any], Any] | None
+            item_getters = None
             resolver = _RESOLVED.get((parent.name, name))
             strawberry_field = self.schema.get_field_for_type(name, parent.name)
             if resolver is not None and root:
-                attr = None
+                get = None
                 resolved.append((key, resolver, node))
+                item_getters = _RECORD_ITEMS.get((parent.name, name))
+            elif strawberry_field is not None and getters is not None:
+                get = getters[strawberry_field.python_name]
             elif strawberry_field is not None and strawberry_field.is_basic_field:
-                attr = strawberry_field.python_name
+                get = attrgetter(strawberry_field.python_name)
             else:
                 raise _NotEligible(f"{parent.name}.{name}")
             if node.arguments:
                 raise _NotEligible(f"{parent.name}.{name}(…)")
-            kind, arg, nullable = self._shape(parent.fields[name].type, node.selection_set)
-            fields.append(_Field(key, attr, kind, arg, nullable))
+            shape = self._shape(parent.fields[name].type, node.selection_set, item_getters)
+            kind, arg, nullable = shape
+            fields.append(_Field(key, get, kind, arg, nullable))
         return _Selection(tuple(fields), tuple(resolved))
 
     def _shape(
-        self, output: GraphQLOutputType, selection_set: SelectionSetNode | None
+        self,
+        output: GraphQLOutputType,
+        selection_set: SelectionSetNode | None,
+        item_getters: dict[str, Callable[[Any], Any]] | None = None,
     ) -> tuple[int, Any, bool]:
         nullable = not isinstance(output, GraphQLNonNull)
         inner = output.of_type if isinstance(output, GraphQLNonNull) else output
@@ -307,14 +337,16 @@ class FastPath:
             return _LEAF, (identity, inner.coerce_output_value), nullable
         if selection_set is None:
             raise _NotEligible("a composite field without a selection")
-        if isinstance(inner, GraphQLObjectType):
+        if isinstance(inner, GraphQLObjectType) and item_getters is None:
             return _OBJECT, self._selection(inner, _fields(selection_set.selections)), nullable
         if (
             isinstance(inner, GraphQLList)
             and isinstance(inner.of_type, GraphQLNonNull)
             and isinstance(inner.of_type.of_type, GraphQLObjectType)
         ):
-            item = self._selection(inner.of_type.of_type, _fields(selection_set.selections))
+            item = self._selection(
+                inner.of_type.of_type, _fields(selection_set.selections), getters=item_getters
+            )
             return _LIST, item, nullable
         raise _NotEligible(str(output))
 
@@ -364,11 +396,11 @@ _NOTHING_RESOLVED: dict[str, Any] = {}
 def _walk(obj: Any, selection: _Selection, resolved: dict[str, Any]) -> dict[str, Any]:
     """`obj` completed with `selection`, as graphql-core completes it (the hot loop)."""
     out: dict[str, Any] = {}
-    for key, attr, kind, arg, nullable in selection.fields:
+    for key, get, kind, arg, nullable in selection.fields:
         if kind == _TYPENAME:
             out[key] = arg
             continue
-        value = resolved[key] if attr is None else getattr(obj, attr)
+        value = resolved[key] if get is None else get(obj)
         if value is None:
             if not nullable:
                 raise _NotFast(f"null for {key}")

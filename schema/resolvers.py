@@ -67,8 +67,8 @@ LIST_FIELDS = ListFields(
 
 
 async def find_client(ctx: Context, *, id: str) -> ClientType:
-    found = await ctx.services.clients.get(principal=ctx.principal, client_id=str(id))
-    return ClientType.from_domain(found)
+    found = await ctx.services.clients.get_record(principal=ctx.principal, client_id=str(id))
+    return ClientType.from_record(found)
 
 
 async def list_clients(
@@ -87,16 +87,15 @@ async def list_clients(
         offset=offset,
         after=after,
         fields=LIST_FIELDS,
+        as_records=True,
     )
-    nodes = [ClientType.from_domain(c) for c in page.items]
-    positions = page.positions
+    found = bool(page.records)
     return ClientConnection(
-        nodes=nodes,
         page_info=PageInfo(
             has_next_page=page.has_more,
             has_previous_page=after is not None or bool(offset),
-            start_cursor=service.cursor(ctx.principal, positions[0]) if positions else None,
-            end_cursor=service.cursor(ctx.principal, positions[-1]) if positions else None,
+            start_cursor=service.cursor(ctx.principal, page.position(0)) if found else None,
+            end_cursor=service.cursor(ctx.principal, page.position(-1)) if found else None,
         ),
         _page=page,
         _principal=ctx.principal,

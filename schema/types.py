@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, cast
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
 from app.auth.principal import Principal
+from app.clients import fiscal
 from app.clients import types as domain
 from app.clients.fiscal import Issue
 from schema.errors import FieldError
@@ -33,6 +36,11 @@ class Address:
     @classmethod
     def from_domain(cls, a: domain.Address) -> Address:
         return cls(**{attr: getattr(a, attr) for attr in domain.ADDRESS_ATTRS})
+
+    @classmethod
+    def from_record(cls, record: domain.ClientRecord) -> Address | None:
+        a = domain.record_address(record)
+        return None if a is None else cls.from_domain(a)
 
 
 @strawberry.type(description="Whether an invoice can be made from this client alone, and why not")
@@ -69,26 +77,56 @@ class ClientType:
     invoice_readiness: InvoiceReadiness
 
     @classmethod
+    def from_record(cls, record: domain.ClientRecord) -> ClientType:
+        """The one way a client becomes GraphQL: from a record (a database row of the
+        repository's SELECT_COLUMNS, or a domain object's values)."""
+        return cls(**{name: get(record) for name, get in CLIENT_FROM_RECORD.items()})
+
+    @classmethod
     def from_domain(cls, c: domain.Client) -> ClientType:
-        a = c.address
-        return cls(
-            id=strawberry.ID(c.id),
-            name=c.name,
-            legal_name=c.legal_name,
-            rfc=c.rfc,
-            rfc_check_digit_valid=c.rfc_check_digit_valid,
-            email=c.email,
-            phone=c.phone,
-            address=None if a is None else Address.from_domain(a),
-            livemode=c.livemode,
-            created_at=c.created_at,
-            updated_at=c.updated_at,
-            tax_system=c.tax_system,
-            cfdi_use=c.cfdi_use,
-            metadata=cast(JSON, c.metadata),
-            cfdi_name=c.cfdi_name,
-            invoice_readiness=InvoiceReadiness.from_issues(c.invoice_issues()),
-        )
+        return cls.from_record(domain.client_record(c))
+
+
+def _record_getter(column: str) -> Callable[[domain.ClientRecord], Any]:
+    return itemgetter(domain.RECORD_FIELDS.index(column))
+
+
+def _metadata(record: domain.ClientRecord) -> JSON:
+    return cast(JSON, dict(record[_METADATA] or {}))
+
+
+def _cfdi_name(record: domain.ClientRecord) -> str | None:
+    return fiscal.cfdi_name(record[_LEGAL_NAME])
+
+
+def _invoice_readiness(record: domain.ClientRecord) -> InvoiceReadiness:
+    return InvoiceReadiness.from_issues(domain.record_issues(record))
+
+
+_METADATA = domain.RECORD_FIELDS.index("metadata_json")
+_LEGAL_NAME = domain.RECORD_FIELDS.index("legal_name")
+
+# Each field of ClientType (by its Python name) as a function of a record, in declaration
+# order: ClientType.from_record builds the whole object with them, and schema/fast.py reads
+# only the selected ones straight from a list's rows. One table, so the two cannot differ.
+CLIENT_FROM_RECORD: dict[str, Callable[[domain.ClientRecord], Any]] = {
+    "id": _record_getter("public_id"),
+    "name": _record_getter("name"),
+    "legal_name": _record_getter("legal_name"),
+    "rfc": _record_getter("rfc"),
+    "rfc_check_digit_valid": _record_getter("rfc_check_digit_valid"),
+    "email": _record_getter("email"),
+    "phone": _record_getter("phone"),
+    "address": Address.from_record,
+    "livemode": _record_getter("livemode"),
+    "created_at": _record_getter("created_at"),
+    "updated_at": _record_getter("updated_at"),
+    "tax_system": _record_getter("tax_system"),
+    "cfdi_use": _record_getter("cfdi_use"),
+    "metadata": _metadata,
+    "cfdi_name": _cfdi_name,
+    "invoice_readiness": _invoice_readiness,
+}
 
 
 @strawberry.type(description="What createClient would answer for an input, without saving")
@@ -119,19 +157,31 @@ class ClientEdge:
     node: ClientType
 
 
+def _nodes(root: ClientConnection) -> list[ClientType]:
+    return [ClientType.from_record(r) for r in root.records]
+
+
 @strawberry.type
 class ClientConnection:
-    nodes: list[ClientType]
+    # Built from the page's records when selected (schema/fast.py reads the records).
+    nodes: list[ClientType] = strawberry.field(resolver=_nodes)
     page_info: PageInfo
     _page: strawberry.Private[domain.ClientPage]
     _principal: strawberry.Private[Principal]
+
+    @property
+    def records(self) -> Sequence[domain.ClientRecord]:
+        return self._page.records
 
     def make_edges(self, service: ClientService) -> list[ClientEdge]:
         """`edges`, for the resolver below and for schema/fast.py."""
         # Cursors are signed: computed only when edges are selected.
         return [
-            ClientEdge(cursor=service.cursor(self._principal, pos), node=node)
-            for pos, node in zip(self._page.positions, self.nodes, strict=True)
+            ClientEdge(
+                cursor=service.cursor(self._principal, domain.record_position(record)),
+                node=ClientType.from_record(record),
+            )
+            for record in self._page.records
         ]
 
     async def count_matches(self, service: ClientService) -> int:

@@ -156,16 +156,20 @@ def cross_field_errors(r: Receptor, *, of_tax_system: bool, of_use: bool) -> dic
     errors: dict[str, str] = {}
     if r.rfc is None:
         return errors
+    c = catalogs()
     regimen = r.tax_system
     if regimen is not None:
-        problem = _code_problem(check_tax_system, regimen) or tax_system_conflict(r.rfc, regimen)
+        # A code in force (what nearly every stored value is) needs no check of its text.
+        problem = None if regimen in c.tax_systems else _code_problem(check_tax_system, regimen)
+        problem = problem or tax_system_conflict(r.rfc, regimen)
         if problem is not None:
             if of_tax_system:
                 errors["taxSystem"] = problem
             regimen = None  # a régimen that does not apply says nothing about the use
     if of_use and r.cfdi_use is not None:
         use = r.cfdi_use
-        problem = _code_problem(check_cfdi_use, use) or cfdi_use_conflict(r.rfc, regimen, use)
+        problem = None if use in c.cfdi_uses else _code_problem(check_cfdi_use, use)
+        problem = problem or cfdi_use_conflict(r.rfc, regimen, use)
         if problem is not None:
             errors["cfdiUse"] = problem
     return errors

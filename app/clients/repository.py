@@ -3,6 +3,7 @@ else; unique and foreign-key violations become domain-neutral exceptions here, p
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -355,11 +356,26 @@ class ClientRepository:
         statement, PostgreSQL as an InitPlan), so page and total come from one snapshot
         with no transaction around them. An empty page carries no total: then it is counted
         by a statement of its own (nothing on the page can disagree with it)."""
-        stmt = self._list_stmt(prepared.page, after, limit, offset)
-        if not with_total:
-            return list((await session.execute(stmt)).all()), None
-        total = _count_stmt(prepared).correlate(None).scalar_subquery().label("total_matches")
-        rows = list((await session.execute(stmt.add_columns(total))).all())
+        if prepared.unfiltered and not offset:
+            # The commonest page, built once (see _unfiltered_page): only values change.
+            params: dict[str, Any] = {
+                "team_id": prepared.team_id,
+                "livemode": prepared.livemode,
+                "limit": limit,
+            }
+            if after is not None:
+                params["after_at"] = from_ms(after.created_ms)
+                params["after_id"] = after.row_id
+            stmt = _unfiltered_page(after is not None, with_total)
+            rows = list((await session.execute(stmt, params)).all())
+            if not with_total:
+                return rows, None
+        else:
+            stmt = self._list_stmt(prepared.page, after, limit, offset)
+            if not with_total:
+                return list((await session.execute(stmt)).all()), None
+            total = _count_stmt(prepared).correlate(None).scalar_subquery().label("total_matches")
+            rows = list((await session.execute(stmt.add_columns(total))).all())
         if rows:
             return rows, int(rows[0].total_matches or 0)
         return rows, await self.count(session, prepared)
@@ -367,6 +383,40 @@ class ClientRepository:
 
 # Repository reads run in a unit of work (a session) or as one statement (a connection).
 Executor = AsyncSession | AsyncConnection
+
+
+@functools.cache
+def _unfiltered_page(after: bool, with_total: bool) -> Select[Any]:
+    """A page of a team's clients without a filter, with bound parameters for everything
+    that varies (building a statement costs more CPU than SQLite takes to run this one, and
+    a statement built once also keeps its cache key): the same SQL `page` builds otherwise."""
+    conds = [columns.team_id == bindparam("team_id"), columns.livemode == bindparam("livemode")]
+    if after:
+        conds.append(
+            tuple_(columns.created_at, columns.id)
+            < tuple_(
+                bindparam("after_at", type_=columns.created_at.type),
+                bindparam("after_id", type_=columns.id.type),
+            )
+        )
+    stmt = (
+        select(*SELECT_COLUMNS)
+        .where(*conds)
+        .order_by(columns.created_at.desc(), columns.id.desc())
+        .limit(bindparam("limit", type_=Integer))
+    )
+    if not with_total:
+        return stmt
+    total = (
+        select(counters.c.count)
+        .where(
+            counters.c.team_id == bindparam("team_id"),
+            counters.c.livemode == bindparam("livemode"),
+        )
+        .scalar_subquery()
+        .label("total_matches")
+    )
+    return stmt.add_columns(total)
 
 
 def _count_stmt(prepared: Prepared) -> Select[Any]:

@@ -28,7 +28,6 @@ from app.clients.repository import (
     RfcTaken,
     SearchFilter,
     StillReferenced,
-    row_position,
     row_to_client,
 )
 from app.clients.types import (
@@ -707,8 +706,7 @@ class ClientService:
         rows = rows[: query.limit]
         return ClientPage(
             items=[] if as_records else [row_to_client(r) for r in rows],
-            records=rows if as_records else (),
-            positions=[row_position(r) for r in rows],
+            records=rows,
             has_more=has_more,
             filters=query.filters,
             total=total,
@@ -804,7 +802,7 @@ class ClientService:
         """The REST `next` token of the page after `page`, if there is one."""
         if not page.has_more:
             return None
-        return self.next_token(principal, page.filters, page.limit, page.positions[-1])
+        return self.next_token(principal, page.filters, page.limit, page.position(-1))
 
     def parse_next_token(
         self, principal: Principal, token: str, *, field: str = "next"

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Final, TypeAlias, TypeVar, Union
 
 from app.clients import fiscal
+from app.core.clock import to_ms
 
 
 class _Unset(enum.Enum):
@@ -160,13 +161,21 @@ class Position:
 @dataclass(slots=True)
 class ClientPage:
     items: list[Client]
-    positions: list[Position]
     has_more: bool
     filters: ClientFilter = field(default_factory=ClientFilter)
     total: int | None = None  # only when asked for
     limit: int = 0  # the page size asked for (a REST `next` token carries it)
-    # With `as_records` the rows come as records instead (items then stays empty).
+    # The page's rows as records (see ClientRecord), always; with `as_records` they are all
+    # the caller gets (items then stays empty).
     records: Sequence[ClientRecord] = ()
+
+    def position(self, index: int) -> Position:
+        """Where the page's `index`-th row is (computed when a cursor or token needs it)."""
+        return record_position(self.records[index])
+
+    @property
+    def positions(self) -> list[Position]:
+        return [record_position(r) for r in self.records]
 
 
 # A client as the values of one SELECT_COLUMNS row of the repository, in that order (the first,
@@ -234,6 +243,44 @@ def client_record(c: Client) -> ClientRecord:
 
 
 _NO_ADDRESS = Address()
+
+# Where each value sits in a record.
+_ROW_ID = RECORD_FIELDS.index("id")
+_RFC = RECORD_FIELDS.index("rfc")
+_LEGAL_NAME = RECORD_FIELDS.index("legal_name")
+_ADDRESS = slice(RECORD_FIELDS.index("street"), RECORD_FIELDS.index("municipality") + 1)
+_ZIP_CODE = RECORD_FIELDS.index("zip_code")
+_TAX_SYSTEM = RECORD_FIELDS.index("tax_system")
+_CFDI_USE = RECORD_FIELDS.index("cfdi_use")
+_CREATED_AT = RECORD_FIELDS.index("created_at")
+_RECORD_ADDRESS_ATTRS = RECORD_FIELDS[_ADDRESS]
+
+
+def record_has_address(record: ClientRecord) -> bool:
+    """As Address.is_empty: an address of only empty values is no address."""
+    return any(record[_ADDRESS])
+
+
+def record_address(record: ClientRecord) -> Address | None:
+    if not record_has_address(record):
+        return None
+    return Address(**dict(zip(_RECORD_ADDRESS_ATTRS, record[_ADDRESS], strict=True)))
+
+
+def record_issues(record: ClientRecord) -> list[fiscal.Issue]:
+    """A record's `Client.invoice_issues()`, without building the client."""
+    return fiscal.readiness(
+        rfc=record[_RFC],
+        legal_name=record[_LEGAL_NAME],
+        tax_system=record[_TAX_SYSTEM],
+        cfdi_use=record[_CFDI_USE],
+        zip_code=record[_ZIP_CODE] if record_has_address(record) else None,
+    )
+
+
+def record_position(record: ClientRecord) -> Position:
+    """Where a database row of the list sits (its record's internal id is set)."""
+    return Position(created_ms=to_ms(record[_CREATED_AT]), row_id=record[_ROW_ID])
 
 
 def client_to_json(c: Client) -> dict[str, object]:
