@@ -302,6 +302,29 @@ def cfdi_name(legal_name: str | None) -> str | None:
 
 # -- readiness ------------------------------------------------------------------------------
 
+# The cross-field verdict of a receptor depends on its RFC only through what the rules read
+# of it (which generic RFC it is, or else its person type) and on the two codes; the
+# catalogs are fixed for the life of the process. So it is computed once per combination
+# (there are few: régimenes × usos × person types) instead of once per client read.
+_CROSS_FIELD_VERDICTS: dict[tuple[Any, str | None, str | None], tuple[Issue, ...]] = {}
+_CROSS_FIELD_VERDICTS_MAX = 4096
+
+
+def _cross_field_issues(
+    rfc: str | None, tax_system: str | None, cfdi_use: str | None
+) -> tuple[Issue, ...]:
+    if rfc is None:
+        return ()
+    key = (rfc if rfc in GENERIC_RFCS else is_moral(rfc), tax_system, cfdi_use)
+    verdict = _CROSS_FIELD_VERDICTS.get(key)
+    if verdict is None:
+        receptor = Receptor(rfc, tax_system, cfdi_use)
+        errors = cross_field_errors(receptor, of_tax_system=True, of_use=True)
+        verdict = tuple(Issue(field, message) for field, message in errors.items())
+        if len(_CROSS_FIELD_VERDICTS) < _CROSS_FIELD_VERDICTS_MAX:
+            _CROSS_FIELD_VERDICTS[key] = verdict
+    return verdict
+
 
 @dataclass(frozen=True, slots=True)
 class Issue:
@@ -328,9 +351,7 @@ def readiness(
         issues.append(Issue("legalName", "A legal name is required to invoice"))
     if tax_system is None and not generic:
         issues.append(Issue("taxSystem", "A tax system is required to invoice"))
-    receptor = Receptor(rfc, tax_system, cfdi_use)
-    for field, message in cross_field_errors(receptor, of_tax_system=True, of_use=True).items():
-        issues.append(Issue(field, message))
+    issues.extend(_cross_field_issues(rfc, tax_system, cfdi_use))
     if not generic:
         if zip_code is None:
             issues.append(Issue("address.zipCode", "A zip code is required to invoice"))

@@ -34,9 +34,11 @@ class Settings(BaseSettings):
 
     # Database pool, per server process (PostgreSQL, and file-backed SQLite). With N workers
     # PostgreSQL sees up to N * (DB_POOL_SIZE + DB_MAX_OVERFLOW) connections: the defaults
-    # keep 4 workers (60) under PostgreSQL's default max_connections (100).
-    db_pool_size: int = Field(default=5, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    # keep 4 workers (60) under PostgreSQL's default max_connections (100). Connections
+    # beyond the pool size are closed when returned (a new one per request under load: on
+    # PostgreSQL a connect costs more than most requests), so the pool keeps most of them.
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
     # Seconds a request waits for a free pooled connection before answering 503.
     db_pool_timeout: float = Field(default=10.0, gt=0)
     # Seconds to open a new connection (an unreachable host answers 503 after this).

@@ -55,8 +55,11 @@ def _sqlite_engine(settings: Settings, *, begin: str | None) -> AsyncEngine:
         # A failing statement's message would otherwise carry its parameters (RFCs, emails)
         # into the trace that is logged.
         hide_parameters=True,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+        # Every connection is kept once opened (an SQLite connection is a thread and a file
+        # handle in this process, and opening one runs five PRAGMAs): no overflow that is
+        # closed on return and opened again by the next request. The cap is the same.
+        pool_size=settings.db_pool_size + settings.db_max_overflow,
+        max_overflow=0,
         pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=False,
         # Without BEGIN no transaction is ever open, so there is nothing to roll back when a
