@@ -464,14 +464,11 @@ class ClientService:
             async with self.db.write() as session:
                 row_id = await self.repo.insert(session, row)
                 if row_id is not None:
+                    await self.repo.adjust_count(session, principal.team_id, principal.livemode, 1)
                     created = _client_from_values(row)
                     if on_created is not None:
                         await on_created(session, created)
                     await self.outbox.client_created(session, principal, created)
-                    # Last before the commit: on PostgreSQL the upsert locks the team's
-                    # counter row until then, so concurrent creates of one team wait for
-                    # each other only through their commits, not through their other writes.
-                    await self.repo.adjust_count(session, principal.team_id, principal.livemode, 1)
                     return created
                 owner = await self.repo.rfc_owner(
                     session, principal.team_id, principal.livemode, values["rfc"]
