@@ -49,8 +49,8 @@ class Outbox:
         self.render_client = render_client
 
     def created_event(self, principal: Principal, client: Client) -> dict[str, Any]:
-        """The row of a client.created event, ready for `write`: built (rendered, serialized,
-        given its id) before the transaction, so the write lock is held only for the insert."""
+        """The row of a client.created event, ready for `write`: rendered and serialized
+        before the transaction, so the write lock is not held for that."""
         obj = self.render_client(client)
         return self.event_row(principal, CLIENT_CREATED, client.id, obj, None, client.updated_at)
 
@@ -99,9 +99,8 @@ class Outbox:
         previous: dict[str, Any] | None,
         now: datetime,
     ) -> dict[str, Any]:
-        """An event's row: a new id and the JSON, serialized once."""
+        """An event's row, its JSON serialized once (its id is given by `write`)."""
         return {
-            "public_id": new_id(EVENT_PREFIX),
             "team_id": principal.team_id,
             "livemode": principal.livemode,
             "type": type_,
@@ -114,7 +113,10 @@ class Outbox:
     async def write(self, session: AsyncSession, row: dict[str, Any]) -> str:
         """Insert an event row (one statement; its deliveries are queued with it, by the
         database) in the caller's transaction, as its last write (app/events/repository.py);
-        the event's id."""
-        await self.events.insert(session, row)
+        the event's id. The id is drawn here, as late as can be: ids are time-ordered, and
+        one drawn before the transaction waited for its locks could sort before the id of
+        an event committed ahead of it."""
+        public_id = new_id(EVENT_PREFIX)
+        await self.events.insert(session, {**row, "public_id": public_id})
         session.info[WROTE_EVENTS] = True
-        return str(row["public_id"])
+        return public_id
