@@ -284,13 +284,18 @@ def _start_server(
     return server, key, url or ""
 
 
-async def _latency(engine: str, rate: int, seconds: int, writers: int) -> dict[str, float]:
+async def _latency(
+    engine: str, rate: int, seconds: int, writers: int, teams: int
+) -> dict[str, float]:
     """Creates offered at `rate` per second for `seconds` by `writers` concurrent connections
     (each takes the next slot of the schedule and waits for its time: a late answer makes
     later requests late, reported as the achieved rate), after a warm-up that is not
     measured. Latency of each measured create: its event's arrival at the receiver minus the
     event's `created`. On SQLite one server worker (one writer process is the fastest on one
-    file); on PostgreSQL two."""
+    file); on PostgreSQL two. The creates go round-robin to `teams` teams (one endpoint each):
+    one team's events are committed one at a time from the event's insert to the commit (to
+    keep them in commit order), so on PostgreSQL a single team's rate is bounded by commit
+    latency, where several teams' commits overlap."""
     import multiprocessing
 
     import httpx
@@ -305,17 +310,18 @@ async def _latency(engine: str, rate: int, seconds: int, writers: int) -> dict[s
     measured: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:
         server, key, url = _start_server(engine, Path(tmp), {}, workers=workers)
-        headers = {"Authorization": f"Bearer {key}"}
+        keys = [key] + [server.create_key(f"bench-events-{n}") for n in range(1, teams)]
+        auth = [{"Authorization": f"Bearer {k}"} for k in keys]
         limits = httpx.Limits(max_connections=writers, max_keepalive_connections=writers)
         try:
-            async with httpx.AsyncClient(
-                base_url=server.base_url, headers=headers, timeout=30, limits=limits
-            ) as c:
-                r = await c.post(
-                    "/v2/webhooks",
-                    json={"url": f"http://127.0.0.1:{port}/hook", "events": ["*"]},
-                )
-                assert r.status_code == 201, r.text
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=30, limits=limits) as c:
+                for headers in auth:  # one endpoint per team, all at the one receiver
+                    r = await c.post(
+                        "/v2/webhooks",
+                        json={"url": f"http://127.0.0.1:{port}/hook", "events": ["*"]},
+                        headers=headers,
+                    )
+                    assert r.status_code == 201, r.text
 
                 async def run(total: int, per_second: float, record: bool) -> float:
                     first = 0 if record else 10**6  # the warm-up's RFCs are others
@@ -329,7 +335,9 @@ async def _latency(engine: str, rate: int, seconds: int, writers: int) -> dict[s
                                 await asyncio.sleep(delay)
                             try:
                                 r = await c.post(
-                                    "/v2/clients", json={"name": "Lat", "rfc": _rfc(first + i)}
+                                    "/v2/clients",
+                                    json={"name": "Lat", "rfc": _rfc(first + i)},
+                                    headers=auth[i % teams],
                                 )
                                 status = r.status_code
                             except httpx.HTTPError:
@@ -367,6 +375,7 @@ async def _latency(engine: str, rate: int, seconds: int, writers: int) -> dict[s
     ]
     out: dict[str, Any] = {
         "server_workers": workers,
+        "teams": teams,
         "writers": writers,
         "offered_rate": rate,
         "achieved_rate": len(measured) / elapsed,
@@ -444,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--writers", type=int, default=32, help="concurrent connections offering the creates"
     )
+    parser.add_argument("--teams", type=int, default=1, help="teams the creates are spread over")
     parser.add_argument("--subscriptions", type=int, default=1000)
     parser.add_argument("--only", choices=["outbox", "latency", "subscriptions"])
     args = parser.parse_args(argv)
@@ -462,7 +472,9 @@ def main(argv: list[str] | None = None) -> int:
                 cost[f"{variant} {cpu}"] / cost[f"no outbox {cpu}"] - 1
             )
     if args.only in (None, "latency"):
-        out["latency"] = asyncio.run(_latency(args.engine, args.rate, args.seconds, args.writers))
+        out["latency"] = asyncio.run(
+            _latency(args.engine, args.rate, args.seconds, args.writers, args.teams)
+        )
     if args.only in (None, "subscriptions"):
         out["subscriptions"] = asyncio.run(_subscriptions(args.engine, args.subscriptions))
     print(json.dumps(out, indent=2, default=float))
