@@ -4,8 +4,9 @@ Commit order: a team's events must be read back in the order they were committed
 reader that remembers the last id it saw never skips one that commits later with a smaller
 id. SQLite has one writer at a time, so ids follow commits. On PostgreSQL ids come from a
 sequence at insert time; the writer therefore takes a transaction-scoped advisory lock per
-(team, mode) just before inserting the event (the last statement of the change), held until
-its commit: the next writer of that team draws its id only after this one committed.
+(team, mode) in the statement that inserts the event (the last statement of the change),
+before the row draws its id, held until its commit: the next writer of that team draws its id
+only after this one committed.
 
 Inserting an event also queues its webhook deliveries and (PostgreSQL) sends the NOTIFY that
 wakes every process, delivered at commit in commit order: both by the trigger of
