@@ -4,6 +4,7 @@ subscription. Resolvers translate and call app/events and app/webhooks services 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, cast
@@ -16,7 +17,7 @@ from strawberry.types.info import Info as StrawberryInfo
 
 from app.core import errors as domain
 from app.events import types as events_domain
-from app.events.hub import TooManySubscriptions
+from app.events.hub import KeyRevoked, TooManySubscriptions
 from app.webhooks import types as webhooks_domain
 from schema.context import Context
 from schema.errors import NotFoundError, ValidationError
@@ -255,12 +256,24 @@ class Subscription:
                 "Too many subscriptions for this API key",
                 extensions={"code": "TOO_MANY_SUBSCRIPTIONS"},
             ) from None
-        return _events(stream)
+        return _events(stream, ctx)
 
 
-async def _events(stream: AsyncIterator[events_domain.Event]) -> AsyncIterator[Event]:
-    async for event in stream:
-        yield Event.from_domain(event)
+async def _events(stream: AsyncIterator[events_domain.Event], ctx: Any) -> AsyncIterator[Event]:
+    try:
+        async for event in stream:
+            yield Event.from_domain(event)
+    except KeyRevoked:
+        # Over the socket (schema/websocket.py): it closes with 4403, as a revoked key gets at
+        # connect, ending every subscription of the key on it; this operation then waits for
+        # the handler to cancel it (nothing more may be sent on a closed socket).
+        close = getattr(ctx, "close_revoked", None)
+        if close is None:
+            raise GraphQLError(
+                "Unknown or revoked API key", extensions={"code": "UNAUTHORIZED"}
+            ) from None
+        await close()
+        await asyncio.Event().wait()
 
 
 # Not-found errors of events and webhooks become `NotFoundError` members of the unions.

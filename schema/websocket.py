@@ -5,16 +5,20 @@ side of /graphql is schema/endpoint.py).
 The connection is authenticated once, by the key in `connection_init`'s payload
 (`{"Authorization": "Bearer …"}`): a missing, unknown or revoked key closes the socket with
 4403 (Forbidden); no `connection_init` within WEBSOCKET_INIT_TIMEOUT closes it with 4408.
+Revoking the key later closes its open sockets with 4403 as well, once the subscription hub
+hears of it (app/events/hub.py): the socket belongs to the key, so none of its subscriptions
+outlives it, and a client that reconnects meets the same 4403 at connect.
 Only subscriptions run here (queries and mutations go through POST, with its rate limits and
 idempotency). Shutting the server down closes every socket (uvicorn sends 1012).
 """
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import Any, cast
 
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
 from fastapi.routing import APIWebSocketRoute
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import BaseContext, GraphQLRouter
@@ -41,6 +45,16 @@ class SocketContext(BaseContext):
         self.services = services
         self.principal: Principal | None = None
         self.connection_params: dict[str, Any] = {}
+        self._closed = False
+
+    async def close_revoked(self) -> None:
+        """Close the socket as a revoked key's (4403), once for all its subscriptions."""
+        socket = self.request
+        if self._closed or not isinstance(socket, WebSocket):
+            return
+        self._closed = True
+        with contextlib.suppress(RuntimeError):  # the client closed it first
+            await socket.close(code=4403, reason="Forbidden")
 
 
 class _SubscriptionsOnly:

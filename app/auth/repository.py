@@ -6,15 +6,20 @@ Every statement runs in the caller's session (its transaction).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, Row, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Row, bindparam, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db import dialect as sql_dialect
 from app.db.tables import ApiKey, Team
+
+# PostgreSQL: a revocation notifies every process (delivered at commit), so each one ends the
+# key's open subscriptions at once (app/events/hub.py); SQLite processes re-check instead.
+REVOKED_CHANNEL = "api_key_revoked"
 
 _CREDENTIAL_BY_HASH = select(
     ApiKey.id,
@@ -125,12 +130,26 @@ class ApiKeyRepository:
         return await self._find(session, ApiKey.id == key_id)
 
     async def revoke(self, session: AsyncSession, key_id: int, now: datetime) -> None:
-        """Mark a key revoked, once: a revoked key keeps its first revocation time."""
+        """Mark a key revoked, once: a revoked key keeps its first revocation time. On
+        PostgreSQL every process hears of it when the transaction commits (REVOKED_CHANNEL,
+        payload: the key id)."""
         await session.execute(
             update(ApiKey)
             .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
             .values(revoked_at=now)
         )
+        if self.dialect == "postgresql":
+            await session.execute(
+                text("SELECT pg_notify(:channel, :key_id)"),
+                {"channel": REVOKED_CHANNEL, "key_id": str(key_id)},
+            )
+
+    async def active_among(
+        self, conn: AsyncSession | AsyncConnection, key_ids: Collection[int]
+    ) -> set[int]:
+        """Those of `key_ids` that exist and are not revoked (one indexed statement)."""
+        stmt = select(ApiKey.id).where(ApiKey.id.in_(list(key_ids)), ApiKey.revoked_at.is_(None))
+        return {int(key_id) for key_id in (await conn.execute(stmt)).scalars()}
 
     async def touch(
         self, session: AsyncSession, key_id: int, now: datetime, *, not_since: datetime

@@ -3,7 +3,8 @@
 Only a SHA-256 of the key is stored: keys carry far more entropy than a password, so a fast
 hash is the right tool (as GitHub and Stripe do), and the lookup is an indexed equality.
 Revocation is read from the database on every request, so it takes effect at once on every
-worker.
+worker; open GraphQL subscriptions of a revoked key end too (app/events/hub.py: at once on
+PostgreSQL, which notifies every process, within EVENTS_POLL_INTERVAL on SQLite).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ _ALPHABET = string.ascii_letters + string.digits
 _RANDOM_CHARS = 32  # 32 * log2(62) ≈ 190 bits
 KEY_RE = re.compile(r"^sk_(live|test)_[A-Za-z0-9]{32}$")
 LAST_USED_EVERY = timedelta(minutes=1)
+# Session.info key: this transaction revoked a key (read by the after-commit hook, which wakes
+# this process's subscription hub).
+REVOKED_KEYS = "revoked_keys"
 
 
 def hash_key(key: str) -> str:
@@ -107,6 +111,7 @@ class ApiKeyService:
             if not already_revoked:
                 now = clock.now()
                 await self.repository.revoke(session, found.id, now)
+                session.info[REVOKED_KEYS] = True
                 found = replace(found, revoked_at=now)
             return replace(_info(found), already_revoked=already_revoked)
 

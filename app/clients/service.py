@@ -461,14 +461,17 @@ class ClientService:
                 "created_at": now,
                 "updated_at": now,
             }
+            created = _client_from_values(row)
+            # Its event is rendered before the write unit: on SQLite the write lock is then
+            # held for the statements only. Written below only if the client is.
+            event = self.outbox.created_event(principal, created)
             async with self.db.write() as session:
                 row_id = await self.repo.insert(session, row)
                 if row_id is not None:
                     await self.repo.adjust_count(session, principal.team_id, principal.livemode, 1)
-                    created = _client_from_values(row)
                     if on_created is not None:
                         await on_created(session, created)
-                    await self.outbox.client_created(session, principal, created)
+                    await self.outbox.write(session, event)
                     return created
                 owner = await self.repo.rfc_owner(
                     session, principal.team_id, principal.livemode, values["rfc"]

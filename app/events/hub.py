@@ -11,6 +11,12 @@ between its own starting point (`after`) and that cursor it reads itself from th
 first. A subscriber whose queue overflows (it reads too slowly) is marked lagging and stops
 receiving; it catches up from the table the same way, then continues from its queue.
 Events are in commit order because ids are, per team (app/events/repository.py).
+
+A stream belongs to an API key and lasts no longer than it: a stream checks its key when it
+starts, and the reader re-checks the keys of every open stream (one statement for all) every
+EVENTS_POLL_INTERVAL, and at once when a revocation is heard of (this process's own, or
+PostgreSQL NOTIFY from any process: app/events/signals.py). A revoked key's streams end with
+KeyRevoked (schema/events.py closes the socket with 4403, as at connect).
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from app.auth.principal import Principal
+from app.auth.repository import ApiKeyRepository
 from app.core.errors import ServiceUnavailable
 from app.db.database import Database
 from app.events.repository import EventRepository
@@ -38,12 +46,17 @@ class TooManySubscriptions(Exception):
     """The key already holds as many subscriptions as it may, in this process."""
 
 
+class KeyRevoked(Exception):
+    """The stream's API key is revoked (or gone): the stream ends."""
+
+
 @dataclass(eq=False)
 class _Member:
     key_id: int
     queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     lagging: bool = True  # until its first catch-up
     closed: bool = False
+    revoked: bool = False
     woken: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -59,6 +72,7 @@ class SubscriptionHub:
     ) -> None:
         self.db = db
         self.repo = EventRepository(db.dialect)
+        self.keys = ApiKeyRepository(db.dialect)
         self.signals = signals
         self.poll_interval = poll_interval
         self.per_key = per_key
@@ -66,6 +80,7 @@ class SubscriptionHub:
         self._per_key: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._keys_checked = 0.0
 
     @property
     def subscriber_count(self) -> int:
@@ -104,7 +119,10 @@ class SubscriptionHub:
 
     async def stream(self, principal: Principal, after_seq: int | None) -> AsyncIterator[Event]:
         """Every event of the caller's team and mode committed after `after_seq` (or, when
-        None, after this call), in commit order, until the hub stops."""
+        None, after this call), in commit order, until the hub stops; KeyRevoked once the
+        caller's key is revoked."""
+        if not await self._active({principal.key_id}):
+            raise KeyRevoked()
         key = (principal.team_id, principal.livemode)
         group = self._groups.get(key)
         if group is None:
@@ -116,6 +134,8 @@ class SubscriptionHub:
         cursor = group.cursor if after_seq is None else after_seq
         try:
             while not member.closed and not self._closing:
+                if member.revoked:
+                    raise KeyRevoked()
                 if member.lagging:
                     # Synchronously: from here on the queue holds what comes after `target`.
                     target = group.cursor
@@ -176,9 +196,39 @@ class SubscriptionHub:
                     log.warning("subscription reader paused: database unavailable; retrying")
                 except Exception:  # a fault: logged with its trace, then the next wake-up
                     log.exception("subscription reader failed; retrying")
+                try:
+                    await self._check_keys()
+                except asyncio.CancelledError:
+                    raise
+                except ServiceUnavailable:
+                    log.warning("subscription key check paused: database unavailable; retrying")
+                except Exception:
+                    log.exception("subscription key check failed; retrying")
                 await waiter.wait(self.poll_interval)
         finally:
             self.signals.drop(waiter)
+
+    async def _check_keys(self) -> None:
+        """End the streams of revoked keys: when a revocation was heard of, else at most
+        every poll interval (wake-ups at every commit must not each cost a look-up)."""
+        revoked_heard = self.signals.take_revoked()
+        now = time.monotonic()
+        if not revoked_heard and now - self._keys_checked < self.poll_interval:
+            return
+        self._keys_checked = now
+        members = [m for group in self._groups.values() for m in group.members]
+        held = {m.key_id for m in members}
+        if not held:
+            return
+        active = await self._active(held)
+        for member in members:
+            if member.key_id not in active:
+                member.revoked = True
+                member.woken.set()
+
+    async def _active(self, key_ids: set[int]) -> set[int]:
+        async with self.db.statement() as conn:
+            return await self.keys.active_among(conn, key_ids)
 
     async def _read_groups(self) -> None:
         for key, group in list(self._groups.items()):

@@ -48,13 +48,16 @@ class Outbox:
         self.events = EventRepository(dialect)
         self.render_client = render_client
 
+    def created_event(self, principal: Principal, client: Client) -> dict[str, Any]:
+        """The row of a client.created event, ready for `write`: rendered and serialized
+        before the transaction, so the write lock is not held for that."""
+        obj = self.render_client(client)
+        return self.event_row(principal, CLIENT_CREATED, client.id, obj, None, client.updated_at)
+
     async def client_created(
         self, session: AsyncSession, principal: Principal, client: Client
     ) -> str:
-        obj = self.render_client(client)
-        return await self.record(
-            session, principal, CLIENT_CREATED, client.id, obj, None, client.updated_at
-        )
+        return await self.write(session, self.created_event(principal, client))
 
     async def client_updated(
         self, session: AsyncSession, principal: Principal, before: Client, after: Client
@@ -84,21 +87,36 @@ class Outbox:
         """Write one event (its deliveries are queued with it), in the caller's transaction;
         its id.
         Call it as the last write of the transaction (see app/events/repository.py)."""
+        row = self.event_row(principal, type_, subject_id, obj, previous, now)
+        return await self.write(session, row)
+
+    def event_row(
+        self,
+        principal: Principal,
+        type_: str,
+        subject_id: str,
+        obj: dict[str, Any],
+        previous: dict[str, Any] | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """An event's row, its JSON serialized once (its id is given by `write`)."""
+        return {
+            "team_id": principal.team_id,
+            "livemode": principal.livemode,
+            "type": type_,
+            "subject_id": subject_id,
+            "data": orjson.dumps({"object": obj}).decode(),
+            "previous_attributes": None if previous is None else orjson.dumps(previous).decode(),
+            "created_at": now,
+        }
+
+    async def write(self, session: AsyncSession, row: dict[str, Any]) -> str:
+        """Insert an event row (one statement; its deliveries are queued with it, by the
+        database) in the caller's transaction, as its last write (app/events/repository.py);
+        the event's id. The id is drawn here, as late as can be: ids are time-ordered, and
+        one drawn before the transaction waited for its locks could sort before the id of
+        an event committed ahead of it."""
         public_id = new_id(EVENT_PREFIX)
-        await self.events.insert(
-            session,
-            {
-                "public_id": public_id,
-                "team_id": principal.team_id,
-                "livemode": principal.livemode,
-                "type": type_,
-                "subject_id": subject_id,
-                "data": orjson.dumps({"object": obj}).decode(),
-                "previous_attributes": None
-                if previous is None
-                else orjson.dumps(previous).decode(),
-                "created_at": now,
-            },
-        )
+        await self.events.insert(session, {**row, "public_id": public_id})
         session.info[WROTE_EVENTS] = True
         return public_id

@@ -4,8 +4,9 @@ Commit order: a team's events must be read back in the order they were committed
 reader that remembers the last id it saw never skips one that commits later with a smaller
 id. SQLite has one writer at a time, so ids follow commits. On PostgreSQL ids come from a
 sequence at insert time; the writer therefore takes a transaction-scoped advisory lock per
-(team, mode) just before inserting the event (the last statement of the change), held until
-its commit: the next writer of that team draws its id only after this one committed.
+(team, mode) in the statement that inserts the event (the last statement of the change),
+before the row draws its id, held until its commit: the next writer of that team draws its id
+only after this one committed.
 
 Inserting an event also queues its webhook deliveries and (PostgreSQL) sends the NOTIFY that
 wakes every process, delivered at commit in commit order: both by the trigger of
@@ -18,7 +19,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, delete, func, select, text
+from sqlalchemy import Integer, Table, bindparam, delete, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.tables import Event as EventRow
@@ -57,20 +58,46 @@ _COLUMNS = (
 )
 
 
+_INSERTED = (
+    "public_id",
+    "team_id",
+    "livemode",
+    "type",
+    "subject_id",
+    "data",
+    "previous_attributes",
+    "created_at",
+)
+_INSERT = events.insert()
+# PostgreSQL: the lock (a CTE with a volatile function is evaluated once, never inlined) is
+# taken when the INSERT reads the CTE's row, before the projection that draws the id from the
+# sequence; held to the end of the transaction, as `SELECT pg_advisory_xact_lock` was.
+_LOCKED = select(
+    func.pg_advisory_xact_lock(
+        literal(_LOCK_NAMESPACE, Integer), bindparam("lock_key", type_=Integer)
+    ).label("locked")
+).cte("locked")
+_INSERT_LOCKED = events.insert().from_select(
+    list(_INSERTED),
+    select(*(bindparam(name, type_=e[name].type) for name in _INSERTED)).select_from(_LOCKED),
+)
+
+
 class EventRepository:
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
 
-    async def insert(self, session: AsyncSession, values: dict[str, Any]) -> int:
-        """Insert an event (the last write of its transaction), queueing its deliveries; its
-        row id."""
+    async def insert(self, session: AsyncSession, values: dict[str, Any]) -> None:
+        """Insert an event (the last write of its transaction), queueing its deliveries.
+
+        One statement built once (the values are parameters, so SQLAlchemy compiles it once
+        and computes no cache key of values); on PostgreSQL the advisory lock is taken by
+        the same statement, before the row draws its id."""
         if self.dialect == "postgresql":
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock(:ns, :key)"),
-                {"ns": _LOCK_NAMESPACE, "key": values["team_id"] * 2 + int(values["livemode"])},
-            )
-        seq = (await session.execute(events.insert().values(**values).returning(e.id))).scalar_one()
-        return int(seq)
+            lock_key = values["team_id"] * 2 + int(values["livemode"])
+            await session.execute(_INSERT_LOCKED, {**values, "lock_key": lock_key})
+        else:
+            await session.execute(_INSERT, values)
 
     async def get(
         self, session: AsyncSession, team_id: int, livemode: bool, public_id: str

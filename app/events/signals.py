@@ -5,6 +5,10 @@ the database, immediate), PostgreSQL NOTIFY from every process (one LISTEN conne
 process, reconnected when lost), and the waiter's own timeout (EVENTS_POLL_INTERVAL), which
 covers other processes on SQLite and a notification lost while reconnecting. A wake-up only
 says "look again": readers always read the events table, so none can be missed.
+
+Revoked API keys travel the same ways (this process's commits, NOTIFY on REVOKED_CHANNEL):
+they raise a flag the subscription hub takes to re-check its keys at once rather than at its
+next periodic check.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from app.auth.repository import REVOKED_CHANNEL
 from app.core.config import Settings
 from app.events.repository import NOTIFY_CHANNEL
 
@@ -43,6 +48,7 @@ class EventSignals:
         self.settings = settings
         self._waiters: list[Waiter] = []
         self._listener: asyncio.Task[None] | None = None
+        self._revoked = False
 
     def waiter(self) -> Waiter:
         waiter = Waiter()
@@ -56,6 +62,16 @@ class EventSignals:
     def fire(self) -> None:
         for waiter in self._waiters:
             waiter.set()
+
+    def key_revoked(self) -> None:
+        """A key was revoked (here or in another process): wake everyone, flag it."""
+        self._revoked = True
+        self.fire()
+
+    def take_revoked(self) -> bool:
+        """Whether a key was revoked since the last call (which clears the flag)."""
+        revoked, self._revoked = self._revoked, False
+        return revoked
 
     def start(self) -> None:
         if not self.settings.is_sqlite and self._listener is None:
@@ -77,12 +93,16 @@ class EventSignals:
         def on_notify(*_args: Any) -> None:
             self.fire()
 
+        def on_revoked(*_args: Any) -> None:
+            self.key_revoked()
+
         while True:
             conn = None
             try:
                 conn = await asyncpg.connect(dsn, timeout=self.settings.db_connect_timeout)
                 await conn.add_listener(NOTIFY_CHANNEL, on_notify)
-                self.fire()  # anything committed while not listening
+                await conn.add_listener(REVOKED_CHANNEL, on_revoked)
+                self.key_revoked()  # anything committed while not listening
                 while True:
                     await asyncio.sleep(5)
                     await conn.execute("SELECT 1")  # notices a lost connection

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from app.auth.principal import Principal
-from app.auth.service import ApiKeyService
+from app.auth.service import REVOKED_KEYS, ApiKeyService
 from app.clients.pagination import TokenSigner
 from app.clients.service import ClientService
 from app.core.config import Settings
@@ -46,6 +46,11 @@ class Services:
         signals = EventSignals(settings)
         # This process's commits that wrote events wake its readers at once.
         db.after_commit.append(lambda info: signals.fire() if info.get(WROTE_EVENTS) else None)
+        # A key revoked by this process ends its subscriptions here at once (other processes:
+        # NOTIFY on PostgreSQL, the hub's periodic re-check on SQLite).
+        db.after_commit.append(
+            lambda info: signals.key_revoked() if info.get(REVOKED_KEYS) else None
+        )
         hub = SubscriptionHub(
             db,
             signals,

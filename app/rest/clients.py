@@ -5,6 +5,7 @@ Handlers only translate: request → service input, domain result → the docume
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Annotated, Any
 
 import orjson
@@ -136,9 +137,24 @@ def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None
     )
 
 
+# The client this task rendered last, with its rendering: a create or update renders the
+# client for its event inside the transaction (app/events/outbox.py), then the route renders
+# the same object for its answer. Per task (a request's own context), by identity (a Client is
+# frozen, and the memo holds it, so its id cannot be reused while it is there).
+_LAST_RENDERED: ContextVar[tuple[Client, dict[str, Any]] | None] = ContextVar(
+    "last_rendered_client", default=None
+)
+
+
 def client_json(c: Client) -> dict[str, Any]:
-    """A client in the REST shape: the domain object's values through the one renderer."""
-    return client_record_json(client_record(c))
+    """A client in the REST shape: the domain object's values through the one renderer. The
+    dict may be shared with another rendering of the same object: read it, never change it."""
+    last = _LAST_RENDERED.get()
+    if last is not None and last[0] is c:
+        return last[1]
+    rendered = client_record_json(client_record(c))
+    _LAST_RENDERED.set((c, rendered))
+    return rendered
 
 
 def client_record_json(record: ClientRecord) -> dict[str, Any]:

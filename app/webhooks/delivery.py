@@ -12,7 +12,10 @@ and `webhook-signature`; any 2xx within WEBHOOK_TIMEOUT seconds is success, redi
 not followed; anything else is retried after the next delay of WEBHOOK_RETRY_SCHEDULE, and
 after the last one the delivery is failed. Every attempt is logged. A process that dies
 mid-attempt leaves a lease that expires: the attempt is made again (at least once; the
-receiver de-duplicates by `webhook-id`).
+receiver de-duplicates by `webhook-id`). Attempts are recorded in batches, by the loop's next
+turn, in the write unit of its claim (on SQLite one wait for the write lock per turn, not one
+per attempt behind the creates): the delivery stays leased until then, so the next event of
+the same client and endpoint waits for it as before.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ import os
 import secrets
 import socket
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook as Signer
 
 from app.core.config import Settings
@@ -61,6 +66,14 @@ def signed_headers(delivery: DueDelivery, now: datetime) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    job: DueDelivery
+    outcome: Attempt
+    next_at: datetime | None
+    ok: bool
+
+
 class Deliverer:
     def __init__(
         self,
@@ -79,6 +92,7 @@ class Deliverer:
         self.check_addresses = settings.is_production and not settings.webhook_allow_private
         self._in_flight: dict[int, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._finished: list[_Finished] = []  # attempts made, not yet recorded
         self._client = httpx.AsyncClient(
             follow_redirects=False,
             timeout=settings.webhook_timeout,
@@ -114,24 +128,31 @@ class Deliverer:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        finished, self._finished = self._finished, []
+        await self._record(finished)  # what is not recorded is attempted again
         self.signals.drop(self._waiter)
         await self._client.aclose()
 
     async def turn(self) -> bool:
-        """Claim and start what is due and fits; True when it filled every free slot (more
-        may be due at once)."""
+        """Record the attempts that finished, claim and start what is due and fits, in one
+        write unit; True when it filled every free slot (more may be due at once)."""
+        finished, self._finished = self._finished, []
         free = self.settings.webhook_concurrency - len(self._tasks)
         if free <= 0:
+            await self._record(finished)
             await self._waiter.wait(self.settings.events_poll_interval)
             return False
         per_endpoint = self.settings.webhook_concurrency_per_endpoint
         full = {ep for ep, n in self._in_flight.items() if n >= per_endpoint}
         now = _now()
-        async with self.db.read() as session:
-            if not await self.repo.any_due(session, now=now):
-                return False
+        if not finished:
+            async with self.db.read() as session:
+                if not await self.repo.any_due(session, now=now):
+                    return False
         lease = now + timedelta(seconds=self.settings.webhook_timeout) + _LEASE_MARGIN
         async with self.db.write() as session:
+            # Recorded first: a client's next event, waiting for this one, is claimable now.
+            await self._record_in(session, finished)
             claimed = await self.repo.claim(
                 session,
                 owner=self.owner,
@@ -184,18 +205,30 @@ class Deliverer:
             duration_ms=duration,
             created_at=finished,
         )
+        # Recorded by the loop's next turn, with every other attempt finished by then (the
+        # done callback wakes it); until then the delivery stays leased to this process.
+        self._finished.append(_Finished(job, outcome, next_at, ok))
+
+    async def _record(self, finished: list[_Finished]) -> None:
+        """Record attempts in a write unit of their own."""
+        if not finished:
+            return
         try:
             async with self.db.write() as session:
-                await self.repo.finish(
-                    session,
-                    delivery=job,
-                    owner=self.owner,
-                    outcome=outcome,
-                    next_attempt_at=next_at,
-                    succeeded=ok,
-                )
-        except Exception:  # the lease expires and the attempt is made again
-            log.warning("could not record a webhook attempt", exc_info=True)
+                await self._record_in(session, finished)
+        except Exception:  # their leases expire and the attempts are made again
+            log.warning("could not record %d webhook attempts", len(finished), exc_info=True)
+
+    async def _record_in(self, session: AsyncSession, finished: list[_Finished]) -> None:
+        for done in finished:
+            await self.repo.finish(
+                session,
+                delivery=done.job,
+                owner=self.owner,
+                outcome=done.outcome,
+                next_attempt_at=done.next_at,
+                succeeded=done.ok,
+            )
 
     async def _send(self, job: DueDelivery) -> tuple[int | None, str | None]:
         """One POST; (status code, None) or (None, what went wrong)."""

@@ -4,8 +4,9 @@ mode that wants its type (`events` holds a JSON list of types, or ["*"]), and on
 sends the NOTIFY that wakes every process (delivered at commit, in commit order).
 
 A trigger rather than statements of the repository: the outbox then costs one statement per
-change (two on PostgreSQL, with the advisory lock), and whoever inserts an event cannot forget
-its deliveries. Payload of the NOTIFY: "team_id:livemode(0|1):event row id".
+change (on PostgreSQL the same statement takes the advisory lock: app/events/repository.py),
+and whoever inserts an event cannot forget its deliveries. Payload of the NOTIFY:
+"team_id:livemode(0|1):event row id".
 """
 
 from __future__ import annotations

@@ -128,8 +128,8 @@ async def test_a_failing_outbox_rolls_the_change_back(app, client, key_a):
     original: Outbox = service.outbox
 
     class Broken(Outbox):
-        async def record(self, *args: Any, **kwargs: Any) -> str:
-            await super().record(*args, **kwargs)
+        async def write(self, *args: Any, **kwargs: Any) -> str:  # every event's insert
+            await super().write(*args, **kwargs)
             raise RuntimeError("the disk is gone")
 
     service.outbox = Broken(original.events.dialect, original.render_client)
