@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import base64
 import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from app.auth.principal import Principal
 from app.clients import validation as v
+from app.core import clock
 from app.core.config import Settings
 from app.core.errors import ValidationFailed, WebhookNotFound
 from app.core.ids import new_id
@@ -36,11 +36,6 @@ MAX_ATTEMPTS_LIMIT = 100
 def new_secret() -> str:
     """`whsec_` + base64 of 24 random bytes (192 bits), as Standard Webhooks expects."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
-
-
-def _now() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def check_event_types(raw: object) -> list[str]:
@@ -95,7 +90,7 @@ class WebhookService:
 
     async def create(self, *, principal: Principal, data: NewWebhook) -> Webhook:
         values = await self._validate(data)
-        now = _now()
+        now = clock.now()
         webhook = Webhook(
             id=new_id(WEBHOOK_PREFIX),
             url=values["url"],
