@@ -56,6 +56,17 @@ class Outbox:
             session, principal, CLIENT_CREATED, client.id, obj, None, client.updated_at
         )
 
+    async def clients_created(
+        self, session: AsyncSession, principal: Principal, created: list[Client]
+    ) -> None:
+        """`client_created` for each of many clients (a bulk import), in one statement."""
+        rows = [
+            self._values(principal, CLIENT_CREATED, c.id, self.render_client(c), None, c.updated_at)
+            for c in created
+        ]
+        await self.events.insert_many(session, rows)
+        session.info[WROTE_EVENTS] = True
+
     async def client_updated(
         self, session: AsyncSession, principal: Principal, before: Client, after: Client
     ) -> str:
@@ -84,21 +95,27 @@ class Outbox:
         """Write one event (its deliveries are queued with it), in the caller's transaction;
         its id.
         Call it as the last write of the transaction (see app/events/repository.py)."""
-        public_id = new_id(EVENT_PREFIX)
-        await self.events.insert(
-            session,
-            {
-                "public_id": public_id,
-                "team_id": principal.team_id,
-                "livemode": principal.livemode,
-                "type": type_,
-                "subject_id": subject_id,
-                "data": orjson.dumps({"object": obj}).decode(),
-                "previous_attributes": None
-                if previous is None
-                else orjson.dumps(previous).decode(),
-                "created_at": now,
-            },
-        )
+        values = self._values(principal, type_, subject_id, obj, previous, now)
+        await self.events.insert(session, values)
         session.info[WROTE_EVENTS] = True
-        return public_id
+        return str(values["public_id"])
+
+    @staticmethod
+    def _values(
+        principal: Principal,
+        type_: str,
+        subject_id: str,
+        obj: dict[str, Any],
+        previous: dict[str, Any] | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        return {
+            "public_id": new_id(EVENT_PREFIX),
+            "team_id": principal.team_id,
+            "livemode": principal.livemode,
+            "type": type_,
+            "subject_id": subject_id,
+            "data": orjson.dumps({"object": obj}).decode(),
+            "previous_attributes": None if previous is None else orjson.dumps(previous).decode(),
+            "created_at": now,
+        }

@@ -72,6 +72,18 @@ class EventRepository:
         seq = (await session.execute(events.insert().values(**values).returning(e.id))).scalar_one()
         return int(seq)
 
+    async def insert_many(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        """Insert events of one team and mode (rows with the same keys) in one executemany,
+        queueing their deliveries, under the same lock as `insert`."""
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+                {"ns": _LOCK_NAMESPACE, "key": rows[0]["team_id"] * 2 + int(rows[0]["livemode"])},
+            )
+        await session.execute(events.insert(), rows)
+
     async def get(
         self, session: AsyncSession, team_id: int, livemode: bool, public_id: str
     ) -> Event | None:
