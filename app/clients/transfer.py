@@ -29,9 +29,9 @@ from app.clients.types import (
     UNSET,
     Address,
     AddressPatch,
-    Client,
     ClientFilter,
     ClientPatch,
+    ClientRecord,
     NewClient,
 )
 from app.clients.validation import GENERIC_RFCS
@@ -63,18 +63,21 @@ CSV_COLUMNS = (
 )
 
 
-async def iter_clients(
+async def iter_records(
     service: ClientService, principal: Principal, filters: ClientFilter | None = None
-) -> AsyncIterator[Client]:
-    """Every matching client, newest first, a page at a time."""
-    page = await service.list(principal=principal, filters=filters, limit=MAX_LIMIT)
+) -> AsyncIterator[ClientRecord]:
+    """Every matching client as its record (see ClientRecord), newest first, a page at a
+    time."""
+    page = await service.list(
+        principal=principal, filters=filters, limit=MAX_LIMIT, as_records=True
+    )
     while True:
-        for client in page.items:
-            yield client
+        for record in page.records:
+            yield record
         token = service.next_page_token(principal, page)
         if token is None:
             return
-        page = await service.list(principal=principal, next_token=token)
+        page = await service.list(principal=principal, next_token=token, as_records=True)
 
 
 def jsonl_line(rest_client: dict[str, Any]) -> bytes:
@@ -102,27 +105,39 @@ def csv_row(rest_client: dict[str, Any]) -> list[str]:
     return [_cell(flat.get(column)) for column in CSV_COLUMNS]
 
 
-def csv_line(row: Iterable[str]) -> str:
-    """One CSV record (RFC 4180 quoting), newline-terminated."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(row)
-    return buffer.getvalue()
+class CsvLines:
+    """CSV records (RFC 4180 quoting), each newline-terminated, through one writer."""
+
+    def __init__(self) -> None:
+        self.buffer = io.StringIO()
+        self.writer = csv.writer(self.buffer, lineterminator="\n")
+
+    def line(self, row: Iterable[str]) -> str:
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        self.writer.writerow(row)
+        return self.buffer.getvalue()
 
 
 async def export_lines(
     service: ClientService,
     principal: Principal,
-    to_rest: Callable[[Client], dict[str, Any]],
+    to_rest: Callable[[ClientRecord], dict[str, Any]],
     *,
     fmt: str = "jsonl",
     filters: ClientFilter | None = None,
 ) -> AsyncIterator[bytes]:
-    """The export as encoded lines: JSON Lines, or CSV with a header line."""
-    if fmt == "csv":
-        yield csv_line(CSV_COLUMNS).encode()
-    async for client in iter_clients(service, principal, filters):
-        rest = to_rest(client)
-        yield csv_line(csv_row(rest)).encode() if fmt == "csv" else jsonl_line(rest)
+    """The export as encoded lines: JSON Lines, or CSV with a header line. `to_rest` renders
+    a record in the REST shape."""
+    records = iter_records(service, principal, filters)
+    if fmt != "csv":
+        async for record in records:
+            yield jsonl_line(to_rest(record))
+        return
+    csv_lines = CsvLines()
+    yield csv_lines.line(CSV_COLUMNS).encode()
+    async for record in records:
+        yield csv_lines.line(csv_row(to_rest(record))).encode()
 
 
 # -- import -------------------------------------------------------------------------------

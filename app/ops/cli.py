@@ -226,7 +226,7 @@ async def _export(settings: Settings, args: argparse.Namespace, out: Any) -> int
     from app.auth.principal import Principal
     from app.clients.transfer import export_lines
     from app.http.deps import Services
-    from app.rest.clients import client_json
+    from app.rest.clients import client_record_json
 
     services = Services.build(settings)
     try:
@@ -235,7 +235,9 @@ async def _export(settings: Settings, args: argparse.Namespace, out: Any) -> int
             raise CliError(f"no team named {args.team!r}")
         principal = Principal(team_id=team_id, livemode=args.mode == "live", key_id=0)
         count = 0
-        async for line in export_lines(services.clients, principal, client_json, fmt=args.format):
+        async for line in export_lines(
+            services.clients, principal, client_record_json, fmt=args.format
+        ):
             out.write(line)
             count += 1
     finally:

@@ -26,7 +26,7 @@ from app.rest.clients import (
     TaxSystemQuery,
     ToQuery,
     _errors,
-    client_json,
+    client_record_json,
 )
 
 EXPORT_PARAMS = frozenset({"name", "rfc", "email", "from", "to", "taxSystem", "invoiceReady"})
@@ -85,7 +85,7 @@ async def export_clients(
         tax_system=tax_system,
         invoice_ready=invoice_ready,
     )
-    lines = export_lines(service, who, client_json, filters=filters)
+    lines = export_lines(service, who, client_record_json, filters=filters)
     # The first page is read here, so a bad filter is a 400 before the 200 starts.
     first = await anext(lines, b"")
 

@@ -244,3 +244,40 @@ async def test_rows_checked_in_a_worker_process_import_the_same(
     report, errors_by_line = outcomes[1]
     assert (report.created, report.failed) == (2 * transfer.BATCH + 3, 2)
     assert errors_by_line == [(8, ["rfc"]), (transfer.BATCH + 4, ["address.zipCode"])]
+
+
+async def test_a_csv_export_imports_as_it_is(
+    app: Any, client: httpx.AsyncClient, key_a: Key, key_b: Key, tmp_path: Path
+) -> None:
+    from app.clients.transfer import export_lines
+    from app.rest.clients import client_record_json
+
+    await _create(
+        client,
+        key_a,
+        name='Comillas "dobles", comas',
+        rfc=new_rfc(moral=True),
+        legalName="Línea, S.A. de C.V.",
+        taxSystem="601",
+        cfdiUse="G03",
+        metadata={"erp": "C-1", "nota": 'a "b", c'},
+        address={"zipCode": "06700", "street": "Calle 1\u00a0#2"},
+    )
+    await _create(client, key_a, name="Sencillo", rfc=new_rfc())
+    principal = Principal(team_id=key_a.team_id, livemode=key_a.livemode, key_id=key_a.key_id)
+    service = app.app.state.services.clients
+    path = tmp_path / "export.csv"
+    lines = export_lines(service, principal, client_record_json, fmt="csv")
+    path.write_bytes(b"".join([line async for line in lines]))
+    assert path.read_text().count("\n") == 3  # the header and two clients
+    report, errors = await _import(app, key_b, path)
+    assert errors == [] and report.created == 2
+    strip = ("id", "timestamp", "updatedAt", "livemode")
+
+    def same(clients: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(
+            ({k: v for k, v in c.items() if k not in strip} for c in clients),
+            key=lambda c: c["name"],
+        )
+
+    assert same(await _export(client, key_b)) == same(await _export(client, key_a))
