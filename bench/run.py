@@ -337,6 +337,11 @@ def main() -> int:
         from bench.events import main as events_main
 
         return events_main([a for a in sys.argv[1:] if a != "--events"])
+    if "--transfer" in sys.argv[1:]:
+        # Import and export through the CLI (bench/transfer.py) has its own options.
+        from bench.transfer import main as transfer_main
+
+        return transfer_main([a for a in sys.argv[1:] if a != "--transfer"])
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--engine", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--sizes", default="1000,100000,1000000",
@@ -351,6 +356,12 @@ def main() -> int:
         "--fragments",
         action="store_true",
         help="time hostile GraphQL documents instead (bench/fragments.py; --memory N too)",
+    )
+    parser.add_argument(
+        "--transfer",
+        action="store_true",
+        help="time import and export through the CLI instead (bench/transfer.py; "
+        "--rows N, --engine, --format csv|jsonl, --no-http)",
     )
     args = parser.parse_args()
     sizes = [int(x.replace("_", "")) for x in args.sizes.split(",") if x.strip()]

@@ -30,6 +30,10 @@ _GENERIC_RECEPTORS: Mapping[str, tuple[frozenset[str], frozenset[str]]] = {
     FOREIGN_RFC: (frozenset({"616"}), frozenset({"S01", "CP01"})),
 }
 GENERIC_RFCS = frozenset(_GENERIC_RECEPTORS)
+# Any RFC of each person type, for the rules' sake (they read its length only): what
+# /openapi.json asks the rules about to state them (app/rest/schemas.py).
+SAMPLE_MORAL_RFC = "EKU9003173C9"
+SAMPLE_FISICA_RFC = "GODE561231GR8"
 
 METADATA_MAX_KEYS = 50
 METADATA_KEY_MAX = 40

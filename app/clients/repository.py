@@ -203,6 +203,22 @@ class ClientRepository:
         )
         return (await session.execute(stmt)).scalar_one_or_none()
 
+    async def insert_many(
+        self, session: AsyncSession, rows: list[dict[str, Any]]
+    ) -> dict[str, int]:
+        """Insert clients (rows with the same keys) in one executemany (multi-row VALUES
+        statements); the row id of each inserted one by its public id. A row whose RFC is
+        taken in its team and mode is skipped (ON CONFLICT DO NOTHING), so it is absent."""
+        if not rows:
+            return {}
+        stmt = (
+            sql_dialect.insert(self.dialect, clients)
+            .on_conflict_do_nothing(index_elements=["team_id", "livemode", "rfc_unique"])
+            .returning(columns.id, columns.public_id)
+        )
+        result = await session.execute(stmt, rows)
+        return {public_id: row_id for row_id, public_id in result.all()}
+
     async def adjust_count(
         self, session: AsyncSession, team_id: int, livemode: bool, delta: int
     ) -> None:

@@ -231,8 +231,13 @@ class Validation:
 
 
 def new_values(data: NewClient) -> dict[str, Any]:
-    """The columns of a new client, every rule checked (ValidationFailed with all fields)."""
-    return _new_values(data)
+    """The columns of a new client, every rule checked (ValidationFailed with all fields),
+    with those computed from them (derived columns, the stored readiness): what `create`
+    inserts, and what an import checks its rows with (in worker processes too)."""
+    values = _new_values(data)
+    values.update(_derived(values))
+    values["invoice_ready"] = not _issues_of_values(values)
+    return values
 
 
 def _derived(values: dict[str, Any]) -> dict[str, Any]:
@@ -448,9 +453,7 @@ class ClientService:
     ) -> Client:
         """Create a client. `on_created` runs inside the creating transaction (idempotency
         records its answer there, so the two commit together or not at all)."""
-        values = _new_values(data)
-        values.update(_derived(values))
-        values["invoice_ready"] = not _issues_of_values(values)
+        values = new_values(data)
         for _attempt in range(3):
             now = clock.now()
             row = {
@@ -585,22 +588,42 @@ class ClientService:
 
     # -- bulk import (app/clients/transfer.py), inside the caller's transaction --------------
 
-    async def insert_new(
-        self, session: AsyncSession, principal: Principal, values: dict[str, Any]
-    ) -> tuple[int, Client] | None:
-        """Insert a client from `new_values(...)`; None when its RFC is taken."""
+    async def insert_many(
+        self, session: AsyncSession, principal: Principal, rows: list[dict[str, Any]]
+    ) -> list[tuple[int, Client] | None]:
+        """Insert clients from `new_values(...)` as `create` does (the team's counter, a
+        client.created event each), in the caller's transaction and a few statements
+        whatever their number; per row, its row id and client, or None when its RFC is
+        taken."""
         now = clock.now()
-        row = {
-            **values,
-            **_derived(values),
-            "public_id": new_client_id(to_ms(now)),
-            "team_id": principal.team_id,
-            "livemode": principal.livemode,
-            "created_at": now,
-            "updated_at": now,
-        }
-        row_id = await self.repo.insert(session, row)
-        return None if row_id is None else (row_id, _client_from_values(row))
+        full = [
+            {
+                **values,
+                "public_id": new_client_id(to_ms(now)),
+                "team_id": principal.team_id,
+                "livemode": principal.livemode,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for values in rows
+        ]
+        ids = await self.repo.insert_many(session, full)
+        out: list[tuple[int, Client] | None] = []
+        created: list[Client] = []
+        for row in full:
+            row_id = ids.get(row["public_id"])
+            if row_id is None:
+                out.append(None)
+                continue
+            client = _client_from_values(row)
+            created.append(client)
+            out.append((row_id, client))
+        if created:
+            await self.repo.adjust_count(
+                session, principal.team_id, principal.livemode, len(created)
+            )
+            await self.outbox.clients_created(session, principal, created)
+        return out
 
     async def apply_patch(
         self,
@@ -610,17 +633,21 @@ class ClientService:
         current: Client,
         patch: ClientPatch,
     ) -> Client | None:
-        """Apply a merge-patch to a stored client (the rules of `update`); None when it
-        changes nothing, and then nothing is written."""
+        """Apply a merge-patch to a stored client (the rules of `update`, its stored
+        readiness and its client.updated event); None when it changes nothing, and then
+        nothing is written. RfcTaken when a new RFC is taken."""
         changes = _patch_values(current, patch)
         if not changes:
             return None
         changes.update(_derived(changes))
+        changes["invoice_ready"] = _invoice_ready(_after(current, changes))
         changes["updated_at"] = max(clock.now(), current.updated_at + timedelta(milliseconds=1))
         await self.repo.update(session, row_id, changes)
-        updated = await self.repo.get(session, principal.team_id, principal.livemode, current.id)
-        assert updated is not None
-        return row_to_client(updated)
+        row = await self.repo.get(session, principal.team_id, principal.livemode, current.id)
+        assert row is not None
+        updated = row_to_client(row)
+        await self.outbox.client_updated(session, principal, current, updated)
+        return updated
 
     async def delete(
         self,

@@ -9,9 +9,12 @@ an export runs never shift it. The row shapes are the REST ones: JSON Lines carr
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +29,9 @@ from app.clients.types import (
     UNSET,
     Address,
     AddressPatch,
-    Client,
     ClientFilter,
     ClientPatch,
+    ClientRecord,
     NewClient,
 )
 from app.clients.validation import GENERIC_RFCS
@@ -60,18 +63,21 @@ CSV_COLUMNS = (
 )
 
 
-async def iter_clients(
+async def iter_records(
     service: ClientService, principal: Principal, filters: ClientFilter | None = None
-) -> AsyncIterator[Client]:
-    """Every matching client, newest first, a page at a time."""
-    page = await service.list(principal=principal, filters=filters, limit=MAX_LIMIT)
+) -> AsyncIterator[ClientRecord]:
+    """Every matching client as its record (see ClientRecord), newest first, a page at a
+    time."""
+    page = await service.list(
+        principal=principal, filters=filters, limit=MAX_LIMIT, as_records=True
+    )
     while True:
-        for client in page.items:
-            yield client
+        for record in page.records:
+            yield record
         token = service.next_page_token(principal, page)
         if token is None:
             return
-        page = await service.list(principal=principal, next_token=token)
+        page = await service.list(principal=principal, next_token=token, as_records=True)
 
 
 def jsonl_line(rest_client: dict[str, Any]) -> bytes:
@@ -99,27 +105,39 @@ def csv_row(rest_client: dict[str, Any]) -> list[str]:
     return [_cell(flat.get(column)) for column in CSV_COLUMNS]
 
 
-def csv_line(row: Iterable[str]) -> str:
-    """One CSV record (RFC 4180 quoting), newline-terminated."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(row)
-    return buffer.getvalue()
+class CsvLines:
+    """CSV records (RFC 4180 quoting), each newline-terminated, through one writer."""
+
+    def __init__(self) -> None:
+        self.buffer = io.StringIO()
+        self.writer = csv.writer(self.buffer, lineterminator="\n")
+
+    def line(self, row: Iterable[str]) -> str:
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        self.writer.writerow(row)
+        return self.buffer.getvalue()
 
 
 async def export_lines(
     service: ClientService,
     principal: Principal,
-    to_rest: Callable[[Client], dict[str, Any]],
+    to_rest: Callable[[ClientRecord], dict[str, Any]],
     *,
     fmt: str = "jsonl",
     filters: ClientFilter | None = None,
 ) -> AsyncIterator[bytes]:
-    """The export as encoded lines: JSON Lines, or CSV with a header line."""
-    if fmt == "csv":
-        yield csv_line(CSV_COLUMNS).encode()
-    async for client in iter_clients(service, principal, filters):
-        rest = to_rest(client)
-        yield csv_line(csv_row(rest)).encode() if fmt == "csv" else jsonl_line(rest)
+    """The export as encoded lines: JSON Lines, or CSV with a header line. `to_rest` renders
+    a record in the REST shape."""
+    records = iter_records(service, principal, filters)
+    if fmt != "csv":
+        async for record in records:
+            yield jsonl_line(to_rest(record))
+        return
+    csv_lines = CsvLines()
+    yield csv_lines.line(CSV_COLUMNS).encode()
+    async for record in records:
+        yield csv_lines.line(csv_row(to_rest(record))).encode()
 
 
 # -- import -------------------------------------------------------------------------------
@@ -158,7 +176,7 @@ READ_ONLY = frozenset(
         "invoiceIssues",
     }
 )
-BATCH = 500
+BATCH = 1000
 
 
 class ImportFileError(Exception):
@@ -343,8 +361,15 @@ class ClientImporter:
     the same file twice changes nothing the second time. Generic RFCs (XAXX010101000,
     XEXX010101000), which many clients share, match on RFC and name together."""
 
-    def __init__(self, service: ClientService) -> None:
+    def __init__(
+        self, service: ClientService, checker: Executor | None = None, *, in_flight: int = 2
+    ) -> None:
         self.service = service
+        # Where rows are checked: in this process (None), or by an executor of worker
+        # processes (the CLI's --jobs) while this one writes the batches checked before,
+        # with at most `in_flight` batches read ahead.
+        self.checker = checker
+        self.in_flight = max(1, in_flight) if checker is not None else 1
 
     async def run(
         self,
@@ -354,42 +379,71 @@ class ClientImporter:
         on_batch: Callable[[ImportReport], None] | None = None,
     ) -> ImportReport:
         report = ImportReport()
-        batch: list[SourceRow] = []
-        for row in rows:
-            if isinstance(row, RowError):
-                report.failed += 1
-                on_error(row)
-                continue
-            batch.append(row)
-            if len(batch) >= BATCH:
-                await self._batch(principal, batch, report, on_error)
-                batch = []
-                if on_batch:
-                    on_batch(report)
-        if batch:
-            await self._batch(principal, batch, report, on_error)
+        # Batches being checked, oldest first: a bounded number, so memory stays flat.
+        checking: deque[tuple[list[SourceRow], asyncio.Future[list[Checked]]]] = deque()
+
+        async def write_oldest() -> None:
+            batch, checked = checking.popleft()
+            await self._batch(principal, batch, await checked, report, on_error)
+            if on_batch:
+                on_batch(report)
+
+        for batch in self._batches(rows, report, on_error):
+            checking.append((batch, self._check(batch)))
+            while len(checking) > self.in_flight:
+                await write_oldest()
+        while checking:
+            await write_oldest()
         if on_batch:
             on_batch(report)
         return report
+
+    def _batches(
+        self,
+        rows: Iterable[SourceRow | RowError],
+        report: ImportReport,
+        on_error: Callable[[RowError], None],
+    ) -> Iterator[list[SourceRow]]:
+        """Rows of well-typed values in batches; the others reported as they are read."""
+        batch: list[SourceRow] = []
+        for row in rows:
+            problems = row.errors if isinstance(row, RowError) else _types(row.fields)
+            if problems:
+                report.failed += 1
+                on_error(RowError(row.line, problems))
+                continue
+            assert isinstance(row, SourceRow)
+            batch.append(row)
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _check(self, batch: list[SourceRow]) -> asyncio.Future[list[Checked]]:
+        fields = [row.fields for row in batch]
+        loop = asyncio.get_running_loop()
+        if self.checker is None:
+            done: asyncio.Future[list[Checked]] = loop.create_future()
+            done.set_result(check_rows(fields))
+            return done
+        return loop.run_in_executor(self.checker, check_rows, fields)
 
     async def _batch(
         self,
         principal: Principal,
         rows: list[SourceRow],
+        checked: list[Checked],
         report: ImportReport,
         on_error: Callable[[RowError], None],
     ) -> None:
         valid: list[tuple[SourceRow, dict[str, Any]]] = []
-        for row in rows:
-            problems = _types(row.fields)
-            if not problems:
-                try:
-                    valid.append((row, new_values(_new_client(row.fields))))
-                    continue
-                except ValidationFailed as exc:
-                    problems = dict(exc.fields)
-            report.failed += 1
-            on_error(RowError(row.line, problems))
+        for row, (ok, values) in zip(rows, checked, strict=True):
+            if ok:
+                valid.append((row, values))
+            else:
+                report.failed += 1
+                on_error(RowError(row.line, values))
         if valid:
             await self._write(principal, valid, report, on_error)
 
@@ -400,36 +454,65 @@ class ClientImporter:
         report: ImportReport,
         on_error: Callable[[RowError], None],
     ) -> None:
-        service, repo = self.service, self.service.repo
+        """One transaction: new clients are inserted together (`insert_many`), rows of
+        clients that exist are applied to them one by one. A row whose RFC an earlier row of
+        the batch is still waiting to create first sends those inserts, then applies to it."""
+        service = self.service
         async with service.db.write() as session:
-            found = await repo.by_rfcs(
+            found = await service.repo.by_rfcs(
                 session, principal.team_id, principal.livemode, {v["rfc"] for _, v in valid}
             )
             existing = {_match_key(r.rfc, r.name): (r.id, row_to_client(r)) for r in found}
-            created = 0
-            for row, values in valid:
-                key = _match_key(values["rfc"], values["name"])
-                stored = existing.get(key)
-                if stored is None:
-                    inserted = await service.insert_new(session, principal, values)
+            pending: dict[tuple[str, str], tuple[SourceRow, dict[str, Any]]] = {}
+
+            async def insert_pending() -> None:
+                results = await service.insert_many(
+                    session, principal, [values for _, values in pending.values()]
+                )
+                for (key, (row, _)), inserted in zip(pending.items(), results, strict=True):
                     if inserted is None:
                         report.failed += 1
                         on_error(RowError(row.line, {"rfc": "Taken by a client created meanwhile"}))
-                        continue
-                    created += 1
-                    existing[key] = inserted
+                    else:
+                        report.created += 1
+                        existing[key] = inserted
+                pending.clear()
+
+            for row, values in valid:
+                key = _match_key(values["rfc"], values["name"])
+                if key in pending:
+                    await insert_pending()
+                stored = existing.get(key)
+                if stored is None:
+                    pending[key] = (row, values)
                     continue
                 row_id, current = stored
-                patch = _patch(row.fields)
-                updated = await service.apply_patch(session, principal, row_id, current, patch)
+                updated = await service.apply_patch(
+                    session, principal, row_id, current, _patch(row.fields)
+                )
                 if updated is None:
                     report.unchanged += 1
                 else:
                     report.updated += 1
                     existing[key] = (row_id, updated)
-            if created:
-                await repo.adjust_count(session, principal.team_id, principal.livemode, created)
-            report.created += created
+            if pending:
+                await insert_pending()
+
+
+# A row as checked: (True, the columns of the new client) or (False, its field errors).
+Checked = tuple[bool, dict[str, Any]]
+
+
+def check_rows(rows: list[dict[str, Any]]) -> list[Checked]:
+    """Every rule of a create, for each row's fields (well-typed: `_types` ran): the same
+    `new_values` as the service's create, in whichever process runs it."""
+    out: list[Checked] = []
+    for fields in rows:
+        try:
+            out.append((True, new_values(_new_client(fields))))
+        except ValidationFailed as exc:
+            out.append((False, dict(exc.fields)))
+    return out
 
 
 def _match_key(rfc: str, name: str) -> tuple[str, str]:

@@ -59,6 +59,14 @@ class Outbox:
     ) -> str:
         return await self.write(session, self.created_event(principal, client))
 
+    async def clients_created(
+        self, session: AsyncSession, principal: Principal, created: list[Client]
+    ) -> None:
+        """`client_created` for each of many clients (a bulk import), in one statement."""
+        rows = [self.created_event(principal, c) for c in created]
+        await self.events.insert_many(session, rows)  # it draws their ids, under its lock
+        session.info[WROTE_EVENTS] = True
+
     async def client_updated(
         self, session: AsyncSession, principal: Principal, before: Client, after: Client
     ) -> str:

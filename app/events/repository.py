@@ -22,8 +22,9 @@ import orjson
 from sqlalchemy import Integer, Table, bindparam, delete, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.ids import new_id
 from app.db.tables import Event as EventRow
-from app.events.types import Event
+from app.events.types import EVENT_PREFIX, Event
 
 events = cast(Table, EventRow.__table__)
 e = events.c
@@ -98,6 +99,25 @@ class EventRepository:
             await session.execute(_INSERT_LOCKED, {**values, "lock_key": lock_key})
         else:
             await session.execute(_INSERT, values)
+
+    async def insert_many(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        """Insert events of one team and mode (rows with the same keys, no ids yet) in one
+        executemany, queueing their deliveries, under the same lock as `insert`; their ids
+        are drawn once the lock is held (time-ordered ids in commit order, as `insert`)."""
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            await session.execute(
+                select(
+                    func.pg_advisory_xact_lock(
+                        literal(_LOCK_NAMESPACE, Integer), bindparam("lock_key", type_=Integer)
+                    )
+                ),
+                {"lock_key": rows[0]["team_id"] * 2 + int(rows[0]["livemode"])},
+            )
+        await session.execute(
+            events.insert(), [{**row, "public_id": new_id(EVENT_PREFIX)} for row in rows]
+        )
 
     async def get(
         self, session: AsyncSession, team_id: int, livemode: bool, public_id: str

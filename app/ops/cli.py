@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from app.core.config import DEV_KEY_FILE, DEV_TEAM, VAR_DIR, Settings, get_settings
@@ -14,6 +15,10 @@ from app.core.config import DEV_KEY_FILE, DEV_TEAM, VAR_DIR, Settings, get_setti
 
 class CliError(Exception):
     pass
+
+
+# One checking process beside the writing one when there is a core for it.
+DEFAULT_IMPORT_JOBS = 1 if (os.cpu_count() or 1) > 1 else 0
 
 
 def _run(coro_fn: Callable[[Settings], Coroutine[Any, Any, int]]) -> int:
@@ -221,7 +226,7 @@ async def _export(settings: Settings, args: argparse.Namespace, out: Any) -> int
     from app.auth.principal import Principal
     from app.clients.transfer import export_lines
     from app.http.deps import Services
-    from app.rest.clients import client_json
+    from app.rest.clients import client_record_json
 
     services = Services.build(settings)
     try:
@@ -230,7 +235,9 @@ async def _export(settings: Settings, args: argparse.Namespace, out: Any) -> int
             raise CliError(f"no team named {args.team!r}")
         principal = Principal(team_id=team_id, livemode=args.mode == "live", key_id=0)
         count = 0
-        async for line in export_lines(services.clients, principal, client_json, fmt=args.format):
+        async for line in export_lines(
+            services.clients, principal, client_record_json, fmt=args.format
+        ):
             out.write(line)
             count += 1
     finally:
@@ -246,6 +253,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     from app.clients.transfer import ImportFileError, open_source
 
+    if args.jobs < 0:
+        raise CliError("--jobs must be >= 0")
     path = Path(args.file)
     errors_path = Path(args.errors or f"{args.file}.errors.jsonl")
     try:
@@ -298,10 +307,25 @@ async def _import(
         try:
             team_id = await services.keys.team_id(args.team.strip())
             principal = Principal(team_id=team_id, livemode=args.mode == "live", key_id=0)
-            importer = ClientImporter(services.clients)
-            return await importer.run(principal, rows, on_error, on_batch)
+            with _checkers(args.jobs) as checker:
+                importer = ClientImporter(services.clients, checker, in_flight=args.jobs + 1)
+                return await importer.run(principal, rows, on_error, on_batch)
         finally:
             await services.db.dispose()
+
+
+@contextmanager
+def _checkers(jobs: int) -> Iterator[Any]:
+    """Worker processes that check an import's rows while this one writes (None: none)."""
+    if jobs <= 0:
+        yield None
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: this process already runs threads (the database driver's), which fork would copy.
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
 
 
 def cmd_deliver(args: argparse.Namespace) -> int:
@@ -408,6 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--team", required=True, help="team name (created if new)")
     p.add_argument("--mode", choices=["live", "test"], default="live", help="clients' mode")
     p.add_argument("--errors", help="where to write the failed rows (default: FILE.errors.jsonl)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=DEFAULT_IMPORT_JOBS,
+        help="worker processes that check rows while this one writes (0: check them here)",
+    )
     p.set_defaults(fn=cmd_import)
 
     p = command("export", "write a team's clients (one mode) as JSON Lines or CSV")

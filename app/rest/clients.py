@@ -54,6 +54,7 @@ from app.rest.schemas import (
     ValidationEnvelope,
     _ClientBody,
     not_null,
+    tax_system_filter_schema,
 )
 
 JSON_TYPES = ("application/json", "application/merge-patch+json")
@@ -469,7 +470,12 @@ NextQuery = Annotated[
 ]
 TaxSystemQuery = Annotated[
     str | None,
-    Query(alias="taxSystem", max_length=16, description="Exact c_RegimenFiscal code"),
+    Query(
+        alias="taxSystem",
+        description="Exact c_RegimenFiscal code (one SAT has withdrawn too: a stored client "
+        "may hold it); blank: no filter",
+        json_schema_extra=tax_system_filter_schema,
+    ),
 ]
 InvoiceReadyQuery = Annotated[
     bool | None,

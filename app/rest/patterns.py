@@ -21,6 +21,8 @@ _SPACE = r"[ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 # Any text without control characters (query parameters, bounded by maxLength as sent).
 TEXT = f"^{_ALLOWED}*$"
+# Metadata keys and values: control characters (Cc) refused; other characters kept as sent.
+NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
 # Neither a control character, whitespace, nor what displays as nothing (a text made only
 # of invisible letters, format characters or lone combining marks counts as blank).
 _SOLID = (

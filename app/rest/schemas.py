@@ -10,22 +10,13 @@ from typing import Any
 import email_validator
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from app.catalogs.store import catalogs
+from app.clients import fiscal
 from app.clients import validation as v
 from app.rest import patterns
 
 _FORBID = ConfigDict(extra="forbid")
 Schema = dict[str, Any]
-
-
-def _max(length: int) -> Callable[[dict[str, Any]], None]:
-    """Documents a length the service checks (its 400 says it in the API's own words)."""
-
-    def document(schema: dict[str, Any]) -> None:
-        for variant in schema.get("anyOf", [schema]):
-            if variant.get("type") == "string":
-                variant["maxLength"] = length
-
-    return document
 
 
 def not_null(schema: Schema) -> None:
@@ -151,9 +142,102 @@ def _metadata_schema(schema: dict[str, Any]) -> None:
     schema.pop("anyOf", None)
     schema.update(
         type=["object", "null"],  # null removes every key
-        maxProperties=50,
-        propertyNames={"minLength": 1, "maxLength": 40},
-        additionalProperties={"type": ["string", "null"], "maxLength": 500},
+        maxProperties=fiscal.METADATA_MAX_KEYS,
+        propertyNames={
+            "minLength": 1,
+            "maxLength": fiscal.METADATA_KEY_MAX,
+            "pattern": patterns.NO_CONTROL,
+        },
+        additionalProperties={
+            "type": ["string", "null"],  # null removes the key
+            "maxLength": fiscal.METADATA_VALUE_MAX,
+            "pattern": patterns.NO_CONTROL,
+        },
+    )
+
+
+# -- CFDI receptor rules, from SAT's catalogs through the service's own rule functions ------
+
+_UNSET: Schema = {"anyOf": [{"type": "null"}, {"type": "string", "pattern": patterns.BLANK}]}
+
+
+def _code_or_unset(codes: list[str]) -> Schema:
+    """One of `codes`, or unset (null or blank)."""
+    variants = [{"type": "string", "enum": codes}] if codes else []
+    return {"anyOf": [*variants, *_UNSET["anyOf"]]}
+
+
+def _tax_system_schema(schema: Schema) -> None:
+    schema.pop("anyOf", None)
+    schema.update(_code_or_unset(sorted(catalogs().tax_systems)))
+
+
+def _cfdi_use_schema(schema: Schema) -> None:
+    schema.pop("anyOf", None)
+    schema.update(_code_or_unset(sorted(catalogs().cfdi_uses)))
+
+
+def tax_system_filter_schema(schema: Schema) -> None:
+    """The list's `taxSystem` filter: any code SAT has had (fiscal.tax_system_query)."""
+    c = catalogs()
+    schema.pop("anyOf", None)
+    codes = sorted({*c.tax_systems, *c.withdrawn_tax_systems})
+    schema["anyOf"] = [
+        {"type": "string", "enum": codes},
+        {"type": "string", "pattern": patterns.BLANK},
+    ]
+
+
+def _receptor_rule() -> Schema:
+    """The régimen ↔ person type and uso ↔ régimen rules over the body's RFC (top-level `rfc`
+    or `client.rfc`), `taxSystem` and `cfdiUse`: a branch per kind of RFC (persona moral: 12
+    characters; persona física: 13; each generic RFC), and in each a branch per set of
+    régimenes that allow the same usos, plus one without a régimen. Computed by asking the
+    service's own rule functions (app/clients/fiscal.py) about every code of SAT's catalogs,
+    so no code is written here. Without an RFC in the body (an update) the RFC conditions
+    hold vacuously and what remains is the régimen ↔ uso pairing; what the stored client
+    adds there is the service's to check (described on the update body)."""
+    c = catalogs()
+    generic = sorted(fiscal.GENERIC_RFCS)
+    kinds: list[tuple[Schema, str]] = [
+        ({"maxLength": 12}, fiscal.SAMPLE_MORAL_RFC),
+        ({"minLength": 13, "not": {"enum": generic}}, fiscal.SAMPLE_FISICA_RFC),
+        *(({"const": rfc}, rfc) for rfc in generic),
+    ]
+    branches = []
+    for rfc_schema, rfc in kinds:
+        by_uses: dict[tuple[str, ...], list[str]] = {}
+        for code in sorted(c.tax_systems):
+            if fiscal.tax_system_conflict(rfc, code) is None:
+                uses = _uses(rfc, code)
+                by_uses.setdefault(uses, []).append(code)
+        options: list[Schema] = [
+            {
+                "required": ["taxSystem"],
+                "properties": {
+                    "taxSystem": {"type": "string", "enum": codes},
+                    "cfdiUse": _code_or_unset(list(uses)),
+                },
+            }
+            for uses, codes in by_uses.items()
+        ]
+        options.append(
+            {"properties": {"taxSystem": _UNSET, "cfdiUse": _code_or_unset(list(_uses(rfc, None)))}}
+        )
+        branches.append(
+            {
+                "properties": {"rfc": rfc_schema, "client": {"properties": {"rfc": rfc_schema}}},
+                "anyOf": options,
+            }
+        )
+    return {"anyOf": branches}
+
+
+def _uses(rfc: str, tax_system: str | None) -> tuple[str, ...]:
+    return tuple(
+        use
+        for use in sorted(catalogs().cfdi_uses)
+        if fiscal.cfdi_use_conflict(rfc, tax_system, use) is None
     )
 
 
@@ -214,13 +298,13 @@ class _ClientBody(BaseModel):
         description="c_RegimenFiscal code, applicable to the RFC's person type (GET "
         "/v2/catalogs/c_RegimenFiscal)",
         examples=["601"],
-        json_schema_extra=_max(16),
+        json_schema_extra=_tax_system_schema,
     )
     cfdiUse: StrictStr | None = Field(
         None,
         description="Default c_UsoCFDI of this client's invoices, allowed for its taxSystem",
         examples=["G03"],
-        json_schema_extra=_max(16),
+        json_schema_extra=_cfdi_use_schema,
     )
     metadata: dict[str, Any] | None = Field(
         None,
@@ -252,52 +336,57 @@ class _ClientBody(BaseModel):
 READ_ONLY_FIELDS = frozenset({"id", "timestamp", "updatedAt", "livemode", "rfcCheckDigitValid"})
 
 
-class ClientCreateBody(_ClientBody):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "required": ["name"],
-            "allOf": [
-                # rfc is required, at the top level or as client.rfc.
-                {
-                    "anyOf": [
-                        {"required": ["rfc"]},
-                        {"required": ["client"], "properties": {"client": {"required": ["rfc"]}}},
-                    ]
-                },
-                _given_once("rfc"),
-                _given_once("email"),
-            ],
-            "examples": [
-                {
-                    "name": "Cliente Example",
-                    "legalName": "Cliente Example S.A. de C.V.",
-                    "rfc": "XAXX010101000",
-                    "email": "cliente@example.com",
-                    "phone": "+52 55 1234 5678",
-                    "address": {
-                        "street": "Av. Insurgentes Sur 123",
-                        "city": "Ciudad de México",
-                        "state": "CDMX",
-                        "zipCode": "03100",
-                        "country": "México",
-                    },
-                }
-            ],
+def _create_rules(schema: Schema) -> None:
+    schema["required"] = ["name"]
+    schema["allOf"] = [
+        # rfc is required, at the top level or as client.rfc.
+        {
+            "anyOf": [
+                {"required": ["rfc"]},
+                {"required": ["client"], "properties": {"client": {"required": ["rfc"]}}},
+            ]
         },
-    )
+        _given_once("rfc"),
+        _given_once("email"),
+        _receptor_rule(),
+    ]
+    schema["examples"] = _CREATE_EXAMPLES
+
+
+def _update_rules(schema: Schema) -> None:
+    schema["allOf"] = [_given_once("rfc"), _given_once("email"), _receptor_rule()]
+    schema["examples"] = [{"email": "nuevo-email@example.com"}]
+
+
+class ClientCreateBody(_ClientBody):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_create_rules)
+
+
+_CREATE_EXAMPLES: list[Schema] = [
+    {
+        "name": "Cliente Example",
+        "legalName": "Cliente Example S.A. de C.V.",
+        "rfc": "XAXX010101000",
+        "email": "cliente@example.com",
+        "phone": "+52 55 1234 5678",
+        "address": {
+            "street": "Av. Insurgentes Sur 123",
+            "city": "Ciudad de México",
+            "state": "CDMX",
+            "zipCode": "03100",
+            "country": "México",
+        },
+    }
+]
 
 
 class ClientUpdateBody(_ClientBody):
-    """JSON merge-patch (RFC 7396): absent keeps, null or blank clears, address merges."""
+    """JSON merge-patch (RFC 7396): absent keeps, null or blank clears, address merges. The
+    receptor rules read the stored client for what the body leaves out: a new `rfc` must fit
+    the stored régimen and use, a new `taxSystem` the stored RFC and use, a new `cfdiUse` the
+    stored RFC or régimen (a 400 names the field)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "allOf": [_given_once("rfc"), _given_once("email")],
-            "examples": [{"email": "nuevo-email@example.com"}],
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_update_rules)
 
 
 # -- responses (documentation only: handlers return JSON directly) -----------------------

@@ -1,6 +1,7 @@
 """`GET /v2/clients/export`: every client of the key's team and mode as JSON Lines, one client
 per line as `GET /v2/clients/{id}` shows it, streamed a page at a time (app/clients/transfer.py).
-The list's filters apply (`name`, `rfc`, `email`, `from`, `to`); paging parameters do not."""
+The list's filters apply (`name`, `rfc`, `email`, `from`, `to`, `taxSystem`, `invoiceReady`);
+paging parameters do not."""
 
 from __future__ import annotations
 
@@ -19,14 +20,16 @@ from app.rest.clients import (
     Auth,
     EmailQuery,
     FromQuery,
+    InvoiceReadyQuery,
     NameQuery,
     RfcQuery,
+    TaxSystemQuery,
     ToQuery,
     _errors,
-    client_json,
+    client_record_json,
 )
 
-EXPORT_PARAMS = frozenset({"name", "rfc", "email", "from", "to"})
+EXPORT_PARAMS = frozenset({"name", "rfc", "email", "from", "to", "taxSystem", "invoiceReady"})
 NDJSON = "application/x-ndjson"
 
 router = APIRouter(
@@ -68,11 +71,21 @@ async def export_clients(
     email: EmailQuery = None,
     from_: FromQuery = None,
     to: ToQuery = None,
+    tax_system: TaxSystemQuery = None,
+    invoice_ready: InvoiceReadyQuery = None,
 ) -> StreamingResponse:
     _check_export_query(request)
     service = client_service(request)
-    filters = ClientFilter(name=name, rfc=rfc, email=email, created_from=from_, created_to=to)
-    lines = export_lines(service, who, client_json, filters=filters)
+    filters = ClientFilter(
+        name=name,
+        rfc=rfc,
+        email=email,
+        created_from=from_,
+        created_to=to,
+        tax_system=tax_system,
+        invoice_ready=invoice_ready,
+    )
+    lines = export_lines(service, who, client_record_json, filters=filters)
     # The first page is read here, so a bad filter is a 400 before the 200 starts.
     first = await anext(lines, b"")
 

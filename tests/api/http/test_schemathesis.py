@@ -15,7 +15,10 @@ forwards to the app the `target` fixture builds on the module's database.
 Every default check runs, `positive_data_acceptance` included, with its default statuses:
 the document states each rule a JSON schema can (lengths, patterns for the RFC with its real
 date and SAT's refused words, the Mexican zip code under its country, ISO 8601 bounds,
-required fields, an RFC given once), so a schema-valid request is accepted. What no schema
+required fields, an RFC given once, `taxSystem` and `cfdiUse` as SAT's codes with the
+régimen ↔ person type and uso ↔ régimen rules as `anyOf` branches, metadata's keys and
+values), so a schema-valid request is accepted; `test_generated_bodies_keep_the_receptor_rules`
+shows that the generator follows the CFDI branches. What no schema
 can state is a rule over state or over two values at once; those are answered, as a client
 following the document would, by sending real values in their place (below), never by
 accepting more statuses:
@@ -25,6 +28,11 @@ accepting more statuses:
   generated valid `next` becomes a real token of this module's key, sent alone (the token
   carries the whole query; only `limit` may come with it, which the document says);
 - `from` after `to`: the two are swapped when the generated pair is out of order;
+- the receptor rules of an update (PATCH, PUT) read the stored client for what the body
+  leaves out (its RFC's person type, its régimen and use): sequences keep each client's
+  stored RFC from the answers, and an update that sets any of rfc, taxSystem and cfdiUse is
+  sent with all three (`stored_receptor`); the generated régimen and use are kept. Outside
+  sequences a generated client id names no client (a 404);
 - `If-Match`: valid means the ETag last seen for that client (sequences keep each client's
   latest ETag from the answers and send it); a stale one is a 412 by design.
 - A generated valid Idempotency-Key is replaced with a fresh one before each call: a key is one
@@ -51,13 +59,14 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase
+from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis import GenerationMode
 from schemathesis.generation.stateful import APIStateMachine
 from schemathesis.specs.graphql.schemas import GraphQLSchema
 
-from app.clients.validation import FieldInvalid, parse_date_bound
+from app.clients import fiscal
+from app.clients.validation import FieldInvalid, check_rfc, parse_date_bound
 from app.main import create_app
 from app.webhooks import service as webhook_service
 from tests.conftest import make_settings
@@ -68,6 +77,7 @@ ROOT = Path(__file__).resolve().parents[3]
 # creates hundreds: lifted for this module's app (tests/api/events holds the cap to 20).
 webhook_service.MAX_ENDPOINTS = 1_000_000
 
+CFDI_PAIR = ("taxSystem", "cfdiUse")
 KEY: dict[str, str] = {}  # the module's API key and a real `next` token, set by `target`
 
 
@@ -201,56 +211,86 @@ def real_state(case: Any) -> None:
             query["from"], query["to"] = high, low
 
 
-# CFDI fields whose rules depend on other fields and on SAT's catalogs (a régimen applies to
-# the RFC's person type, a uso to the régimen; metadata keys free of control characters):
-# not yet stated in /openapi.json, so positive cases leave them out (negative ones keep them).
-CFDI_CROSS_FIELD = ("taxSystem", "cfdiUse", "metadata")
-
-
-def without_cfdi_cross_field(case: Any) -> None:
-    if not _positive(case) or not case.path.startswith("/v2/clients"):
-        return
-    if isinstance(case.body, dict):
-        case.body = {k: v for k, v in case.body.items() if k not in CFDI_CROSS_FIELD}
-    if isinstance(case.query, dict):
-        case.query.pop("taxSystem", None)  # a catalog code
-
-
 def prepare(case: Any) -> None:
     fresh_idempotency_key(case)
     real_state(case)
-    without_cfdi_cross_field(case)
 
 
 def realistic(body: Any) -> Any:
     """A generated client body made acceptable, so that creates and updates succeed and the
-    sequences reach what follows them: a new valid RFC, a usable name, and no email, phone,
-    address or `client` alias (random text is rarely valid there). Bodies stay as generated
-    in the fuzzing phase."""
+    sequences reach what follows them: a new valid RFC of the generated one's person type
+    (its régimen and use were generated for that type; a generic RFC is kept: many clients
+    share it), a usable name, and no email, phone, address or `client` alias (random text is
+    rarely valid there). Bodies stay as generated in the fuzzing phase."""
     if not isinstance(body, dict):
         return body
     body = {k: v for k, v in body.items() if k not in ("email", "phone", "address", "client")}
-    if isinstance(body.get("rfc"), str):
-        body["rfc"] = new_rfc()
+    rfc = body.get("rfc")
+    if isinstance(rfc, str) and rfc not in fiscal.GENERIC_RFCS:
+        body["rfc"] = new_rfc(moral=fiscal.is_moral(rfc))
     name = body.get("name")
     if "name" in body and not (isinstance(name, str) and name.strip() and len(name) <= 300):
         body["name"] = "Cliente"
     return body
 
 
+def _receptor_errors(rfc: str, body: dict[str, Any]) -> dict[str, str]:
+    """The receptor rules' errors for an RFC and a body's régimen and use (as a create)."""
+    try:
+        tax_system = fiscal.check_tax_system(body.get("taxSystem"))
+        cfdi_use = fiscal.check_cfdi_use(body.get("cfdiUse"))
+    except FieldInvalid as exc:
+        return {"code": exc.message}
+    receptor = fiscal.Receptor(rfc, tax_system, cfdi_use)
+    return fiscal.cross_field_errors(receptor, of_tax_system=True, of_use=True)
+
+
+def stored_receptor(body: Any, stored: dict[str, Any] | None) -> None:
+    """An update's receptor rules read the stored client for what the body leaves out (its
+    RFC's person type, its régimen and use), which no schema states: an update that sets
+    any of rfc, taxSystem and cfdiUse is sent with all three, as real values the stored
+    client makes consistent: the stored RFC when the generated régimen and use fit it (else
+    a new RFC of a person type they fit, as the document's union of branches promises one),
+    and null (clear) for a régimen or use the body leaves out."""
+    if not isinstance(body, dict) or stored is None:
+        return
+    if not {"rfc", "taxSystem", "cfdiUse"} & body.keys():
+        return  # nothing of the receptor changes, so nothing of it is checked again
+    if "rfc" not in body:
+        body["rfc"] = stored["rfc"]
+        if _receptor_errors(stored["rfc"], body):
+            moral = not _receptor_errors(fiscal.SAMPLE_MORAL_RFC, body)
+            body["rfc"] = new_rfc(moral=moral)
+    body.setdefault("taxSystem", None)
+    body.setdefault("cfdiUse", None)
+
+
+def _data(response: Any) -> Any:
+    """The `data` of a JSON answer (None for anything else: an export's JSON Lines, …)."""
+    try:
+        body = response.json()
+    except Exception:  # not one JSON document
+        return None
+    return body.get("data") if isinstance(body, dict) else None
+
+
 class Authenticated(APIStateMachine):
-    """Sequences with the module's key, fresh idempotency keys, realistic bodies, and each
-    client's latest ETag as If-Match."""
+    """Sequences with the module's key, fresh idempotency keys, realistic bodies, each
+    client's latest ETag as If-Match, and its stored receptor values where an update's
+    rules read them."""
 
     def setup(self) -> None:
         super().setup()
         self.etags: dict[str, str] = {}
+        self.stored: dict[str, dict[str, Any]] = {}
 
     def before_call(self, case: Any) -> None:
         prepare(case)
+        client_id = (case.path_parameters or {}).get("clientId")
         if case.method in ("POST", "PUT", "PATCH") and case.path.startswith("/v2/"):
             case.body = realistic(case.body)
-        client_id = (case.path_parameters or {}).get("clientId")
+            if case.method != "POST" and _positive(case):
+                stored_receptor(case.body, self.stored.get(client_id))
         headers = case.headers or {}
         for name in list(headers):
             if name.lower() == "if-match" and client_id in self.etags and _positive(case):
@@ -259,11 +299,12 @@ class Authenticated(APIStateMachine):
 
     def after_call(self, response: Any, case: Any) -> None:
         etag = response.headers.get("etag")
-        if etag:
-            value = etag[0] if isinstance(etag, list) else etag
-            data = (response.json() or {}).get("data") or {}
-            if isinstance(data, dict) and isinstance(data.get("id"), str):
-                self.etags[data["id"]] = value
+        data = _data(response)
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
+            if etag:
+                self.etags[data["id"]] = etag[0] if isinstance(etag, list) else etag
+            if isinstance(data.get("client"), dict):
+                self.stored[data["id"]] = {"rfc": data["client"]["rfc"]}
         super().after_call(response, case)
 
     def get_call_kwargs(self, case: Any) -> dict[str, Any]:
@@ -337,3 +378,49 @@ def test_openapi_stateful(target: None) -> None:
 def test_graphql(case: Any, target: None) -> None:
     fresh_idempotency_key(case)
     case.call_and_validate(headers=auth())
+
+
+def _rfc_of(body: dict[str, Any]) -> str | None:
+    client = body.get("client")
+    rfc = body.get("rfc") or (client.get("rfc") if isinstance(client, dict) else None)
+    return rfc if isinstance(rfc, str) else None
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_generated_bodies_keep_the_receptor_rules(method: str) -> None:
+    """The document states the CFDI receptor rules so that schemathesis' generator follows
+    them: positive bodies of a create (and of an update that carries an RFC) satisfy the
+    service's régimen ↔ person type and uso ↔ régimen rules and its metadata rules; an
+    update without an RFC, the régimen ↔ uso pairing (the stored RFC is state). Enough
+    bodies carry a régimen and a use for this to say something."""
+    assert fiscal.is_moral(fiscal.SAMPLE_MORAL_RFC)
+    assert not fiscal.is_moral(fiscal.SAMPLE_FISICA_RFC)
+    path = "/v2/clients" if method == "POST" else "/v2/clients/{clientId}"
+    strategy = OPENAPI[path][method].as_strategy(generation_mode=GenerationMode.POSITIVE)
+    both = 0
+
+    @hypothesis_settings(
+        max_examples=300,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def check(case: Any) -> None:
+        nonlocal both
+        body = case.body
+        if not isinstance(body, dict):
+            return
+        if body.get("metadata") is not None:
+            fiscal.merge_metadata({}, body["metadata"], replace=True)  # raises if refused
+        rfc = _rfc_of(body)
+        if rfc is None:  # an update: any person type the pair fits
+            samples = (fiscal.SAMPLE_MORAL_RFC, fiscal.SAMPLE_FISICA_RFC)
+            assert any(not _receptor_errors(sample, body) for sample in samples), body
+        else:
+            assert _receptor_errors(check_rfc(rfc)[0], body) == {}, body
+        both += all(isinstance(body.get(f), str) and body[f].strip() for f in CFDI_PAIR)
+
+    check()
+    assert both >= 5

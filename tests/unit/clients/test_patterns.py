@@ -72,3 +72,32 @@ def test_mexico_and_its_zip_codes(country: str, zip_code: str) -> None:
 @given(st.from_regex(p.DATE_BOUND, fullmatch=True), st.booleans())
 def test_date_bounds_parse(value: str, end: bool) -> None:
     v.parse_date_bound(value, end=end)
+
+
+def test_metadata_text_pattern_refuses_exactly_what_the_service_refuses() -> None:
+    """NO_CONTROL (metadata keys and values) against fiscal's check, character by character
+    over the Basic Multilingual Plane (lone surrogates aside: JSON text cannot carry them)."""
+    from app.clients import fiscal
+
+    for cp in range(0x10000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        ch = chr(cp)
+        try:
+            fiscal.merge_metadata({}, {"k": ch}, replace=True)
+            accepted = True
+        except fiscal.MetadataInvalid:
+            accepted = False
+        assert bool(re.fullmatch(p.NO_CONTROL, ch)) == accepted, hex(cp)
+
+
+def test_clean_text_fast_paths_agree_with_the_character_checks() -> None:
+    """clean_text skips its per-character look when no character of the class can be
+    refused: every refused character (Cc, Cs, bidirectional controls) is in the class."""
+    import unicodedata
+
+    for cp in range(0x110000):
+        ch = chr(cp)
+        refused = unicodedata.category(ch) in ("Cc", "Cs") or ch in v._BIDI_CONTROLS
+        if refused:
+            assert v._MAYBE_REFUSED.search(ch), hex(cp)

@@ -6,6 +6,8 @@ import unicodedata
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.clients import validation
 from tests.support import new_rfc, rfc_with_check_digit
@@ -360,3 +362,11 @@ def test_every_name_of_mexico_gets_the_zip_rule(country: str) -> None:
 def test_other_countries_do_not(country: str) -> None:
     assert not validation.is_mexico(country)
     assert validation.check_zip("ABC", country) == "ABC"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_search_key_is_nfkd_without_combining_marks_case_folded(text: str) -> None:
+    decomposed = unicodedata.normalize("NFKD", text)
+    expected = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    assert validation.search_key(text) == expected
