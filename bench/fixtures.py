@@ -32,7 +32,9 @@ async def main(rows: int) -> None:
                 .order_by(columns.created_at.desc(), columns.id.desc())
                 .limit(1)
             )
-            middle = (await session.execute(ordered.offset(rows // 2))).one()
+            # A seeded client (the create scenario adds some without an email on top).
+            seeded = ordered.where(columns.email.is_not(None))
+            middle = (await session.execute(seeded.offset(rows // 2))).one()
             # A creation-time window holding 150 clients at any size: a full page either way.
             window_end = (await session.execute(ordered.offset(rows // 3))).one()
             window_start = (await session.execute(ordered.offset(rows // 3 + 149))).one()

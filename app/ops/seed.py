@@ -308,6 +308,10 @@ def _load_sqlite(
             for sql in saved:
                 conn.execute(sql)
             conn.execute("INSERT INTO clients_fts(clients_fts) VALUES ('rebuild')")
+            # A bulk build leaves many segments (automerge is off: app/db/upkeep.py merges a
+            # little at a time), and every search reads each one: merge them into one, as
+            # FTS5 advises after a bulk load.
+            conn.execute("INSERT INTO clients_fts(clients_fts) VALUES ('optimize')")
         conn.execute("COMMIT")
         conn.execute("PRAGMA optimize")
     except BaseException:
