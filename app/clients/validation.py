@@ -56,8 +56,8 @@ _RFC_CHARACTERS = re.compile(r"^[A-Za-z0-9Ññ& \-]*$")
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # Letters that display as nothing (Hangul fillers, the Braille blank): with format characters
 # (Cf), separators (Z*) and marks with nothing to sit on, a text made only of these is blank.
-_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-_INVISIBLE_CATEGORIES = frozenset({"Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
+INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+INVISIBLE_CATEGORIES = frozenset({"Cf", "Zs", "Zl", "Zp", "Mn", "Me"})
 
 # Fast paths of clean_text (it runs on every field of every row of an import), exact:
 # every Cc (U+0000-U+001F, U+007F-U+009F), Cs and bidirectional control is in this class, so
@@ -100,7 +100,7 @@ def clean_text(value: str | None, *, max_length: int | None = None) -> str | Non
 def _is_invisible(text: str) -> bool:
     """Nothing in `text` would show: only format characters (U+200B, U+FEFF, …), spaces,
     combining marks and blank letters. Such a text counts as blank."""
-    return all(ch in _INVISIBLE or unicodedata.category(ch) in _INVISIBLE_CATEGORIES for ch in text)
+    return all(ch in INVISIBLE or unicodedata.category(ch) in INVISIBLE_CATEGORIES for ch in text)
 
 
 def search_key(text: str) -> str:

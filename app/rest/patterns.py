@@ -11,6 +11,11 @@ all bad fields at once in its own words.
 
 from __future__ import annotations
 
+import sys
+import unicodedata
+
+from app.clients.validation import INVISIBLE, INVISIBLE_CATEGORIES
+
 # Characters the service refuses in any text: Unicode category Cc. (Lone surrogates are
 # refused too, but no regex dialect of JSON Schema tools can name them: JSON text that is
 # well-formed Unicode has none.)
@@ -23,12 +28,41 @@ _SPACE = r"[ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 TEXT = f"^{_ALLOWED}*$"
 # Metadata keys and values: control characters (Cc) refused; other characters kept as sent.
 NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
+
+
+def _invisible_class() -> str:
+    """The characters the service counts as showing nothing (app/clients/validation.py: its
+    invisible letters, and every character of the categories it names), as ranges of a
+    regular-expression class, generated from Python's Unicode database: those of the Basic
+    Multilingual Plane as \\uXXXX escapes, the others as the characters themselves (no escape
+    of theirs reads the same in Python and in ECMA-262)."""
+    points = sorted(
+        {ord(ch) for ch in INVISIBLE}
+        | {
+            cp
+            for cp in range(sys.maxunicode + 1)
+            if not 0xD800 <= cp <= 0xDFFF
+            and unicodedata.category(chr(cp)) in INVISIBLE_CATEGORIES
+        }
+    )
+    ranges: list[list[int]] = []
+    for cp in points:
+        if ranges and cp == ranges[-1][1] + 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+
+    def one(cp: int) -> str:
+        return f"\\u{cp:04x}" if cp <= 0xFFFF else chr(cp)
+
+    return "".join(one(a) if a == b else f"{one(a)}-{one(b)}" for a, b in ranges)
+
+
 # Neither a control character, whitespace, nor what displays as nothing (a text made only
-# of invisible letters, format characters or lone combining marks counts as blank).
-_SOLID = (
-    rf"[^\s{_FORBIDDEN}\u0300-\u036f\u00ad\u115f\u1160\u3164\uffa0\u2800"
-    r"\u200b-\u200f\u2060-\u2064\ufeff]"
-)
+# of invisible letters, format characters, separators or lone combining marks counts as
+# blank: every such character, so that a one-character name the pattern accepts is one the
+# service accepts).
+_SOLID = rf"[^\s{_FORBIDDEN}{_invisible_class()}]"
 
 
 def bounded_text(max_length: int) -> str:
