@@ -41,8 +41,7 @@ def _invisible_class() -> str:
         | {
             cp
             for cp in range(sys.maxunicode + 1)
-            if not 0xD800 <= cp <= 0xDFFF
-            and unicodedata.category(chr(cp)) in INVISIBLE_CATEGORIES
+            if not 0xD800 <= cp <= 0xDFFF and unicodedata.category(chr(cp)) in INVISIBLE_CATEGORIES
         }
     )
     ranges: list[list[int]] = []
