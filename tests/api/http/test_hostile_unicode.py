@@ -86,8 +86,11 @@ def assert_stored_as_accepted(body: dict[str, Any], client: dict[str, Any]) -> N
     for name in ("legalName", "email", "phone"):
         assert client[name] == expected_text(body.get(name)), name
     if body.get("address"):
+        # An address of only blank values is stored as no address (null): then every
+        # expected value is None too.
+        address = client["address"] or {}
         for name in ("city", "zipCode", "country"):
-            assert client["address"][name] == expected_text(body["address"].get(name)), name
+            assert address.get(name) == expected_text(body["address"].get(name)), name
 
 
 GQL_CREATE = (

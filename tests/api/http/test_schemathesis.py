@@ -400,7 +400,7 @@ def test_generated_bodies_keep_the_receptor_rules(method: str) -> None:
     both = 0
 
     @hypothesis_settings(
-        max_examples=300,
+        max_examples=600,
         derandomize=True,
         database=None,
         deadline=None,
