@@ -33,6 +33,7 @@ from app.clients.repository import (
 )
 from app.core.config import Settings
 from app.core.errors import ServiceUnavailable
+from app.db import database
 from app.db.database import Database
 from app.db.migrate import alembic_config, head_revision, upgrade
 from app.db.tables import ClientRow, Invoice, Payment
@@ -307,12 +308,38 @@ async def test_pool_settings_come_from_the_environment(
     try:
         pool: Any = db.engine.pool
         assert (pool.size(), pool._max_overflow, pool._timeout) == (2, 1, 4.0)
-        assert db.engine.pool._pre_ping  # type: ignore[attr-defined]
         async with db.read() as session:
             timeout = (await session.execute(text("SHOW statement_timeout"))).scalar_one()
             app_name = (await session.execute(text("SHOW application_name"))).scalar_one()
         assert timeout == "1234ms"
         assert app_name == "clients-gateway"
+    finally:
+        await db.dispose()
+
+
+async def test_an_idle_connection_whose_server_side_ended_is_replaced_before_use(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled connection idle past PING_AFTER_IDLE_S is pinged before use: one whose
+    backend ended meanwhile (as in a server restart) is replaced, and the read succeeds."""
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_S", 0.2)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("DB_POOL_SIZE", "1")
+    monkeypatch.setenv("DB_MAX_OVERFLOW", "0")
+    db = Database(Settings(_env_file=None))  # type: ignore[call-arg]
+    try:
+        async with db.read() as session:
+            first = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        url = database_url.replace("postgresql+asyncpg://", "postgresql://")
+        other = await asyncpg.connect(url)
+        try:
+            assert await other.fetchval("SELECT pg_terminate_backend($1)", first)
+        finally:
+            await other.close()
+        await asyncio.sleep(0.3)
+        async with db.read() as session:
+            second = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert second != first
     finally:
         await db.dispose()
 
