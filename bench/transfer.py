@@ -40,7 +40,6 @@ from bench.events import _drop_pg, _fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-SECRET = "bench-secret-key-not-for-production"
 TEAM = "bench-transfer"
 TARGET_ROWS_PER_S = 5_000
 TARGET_RSS_MB = 200
@@ -282,15 +281,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _measure(args: argparse.Namespace, n: int, url: str, source: Path, tmp: Path) -> int:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=url,
-        SECRET_KEY=SECRET,
-        APP_ENV="production",
-        RATE_LIMIT_PER_SECOND="0",
-        LOG_LEVEL="WARNING",
-        VAR_DIR=str(tmp / "var"),
-    )
+    from bench.run import env_for
+
+    env = {**env_for(url), "VAR_DIR": str(tmp / "var")}  # the reads' benchmark settings
     subprocess.run([PY, "-m", "app", "migrate"], env=env, cwd=ROOT, check=True,
                    capture_output=True)  # fmt: skip
     cli = [PY, "-m", "app"]

@@ -37,8 +37,9 @@ from app.clients.types import (
 from app.clients.validation import GENERIC_RFCS
 from app.core.errors import ValidationFailed
 
-CSV_COLUMNS = (
-    "id",
+# The columns (CSV) or keys (JSON Lines) a row may set, by their REST names; `client.rfc` and
+# `client.email` (JSON Lines, as exported) are aliases of `rfc` and `email`.
+WRITABLE = (
     "name",
     "legalName",
     "rfc",
@@ -55,12 +56,10 @@ CSV_COLUMNS = (
     "address.municipality",
     "taxSystem",
     "cfdiUse",
-    "metadata",
-    "timestamp",
-    "updatedAt",
-    "livemode",
-    "rfcCheckDigitValid",
+    "metadata",  # an object (JSON Lines), or its JSON text (CSV)
 )
+# The columns of a CSV export: the writable ones between the id and the read-only ones.
+CSV_COLUMNS = ("id", *WRITABLE, "timestamp", "updatedAt", "livemode", "rfcCheckDigitValid")
 
 
 async def iter_records(
@@ -142,27 +141,6 @@ async def export_lines(
 
 # -- import -------------------------------------------------------------------------------
 
-# The columns (CSV) or keys (JSON Lines) a row may set, by their REST names; `client.rfc` and
-# `client.email` (JSON Lines, as exported) are aliases of `rfc` and `email`.
-WRITABLE = (
-    "name",
-    "legalName",
-    "rfc",
-    "email",
-    "phone",
-    "address.street",
-    "address.city",
-    "address.state",
-    "address.zipCode",
-    "address.country",
-    "address.exterior",
-    "address.interior",
-    "address.neighborhood",
-    "address.municipality",
-    "taxSystem",
-    "cfdiUse",
-    "metadata",  # an object (JSON Lines), or its JSON text (CSV)
-)
 # Read-only fields of a client as exported: accepted and ignored, so an export re-imports.
 READ_ONLY = frozenset(
     {

@@ -483,6 +483,28 @@ InvoiceReadyQuery = Annotated[
 ]
 
 
+def list_filter(
+    name: str | None,
+    rfc: str | None,
+    email: str | None,
+    from_: str | None,
+    to: str | None,
+    tax_system: str | None,
+    invoice_ready: bool | None,
+) -> ClientFilter:
+    """The list's filter query parameters (shared by the export route), as the service takes
+    them: raw, it checks them."""
+    return ClientFilter(
+        name=name,
+        rfc=rfc,
+        email=email,
+        created_from=from_,
+        created_to=to,
+        tax_system=tax_system,
+        invoice_ready=invoice_ready,
+    )
+
+
 @router.get(
     "",
     response_model=ClientListEnvelope,
@@ -509,15 +531,7 @@ async def list_clients(
     service = client_service(request)
     page = await service.list(
         principal=who,
-        filters=ClientFilter(
-            name=name,
-            rfc=rfc,
-            email=email,
-            created_from=from_,
-            created_to=to,
-            tax_system=tax_system,
-            invoice_ready=invoice_ready,
-        ),
+        filters=list_filter(name, rfc, email, from_, to, tax_system, invoice_ready),
         limit=limit,
         offset=offset,
         next_token=next_,

@@ -13,7 +13,6 @@ from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException
 
 from app.clients.transfer import export_lines
-from app.clients.types import ClientFilter
 from app.core.errors import ValidationFailed
 from app.http.deps import client_service
 from app.rest.clients import (
@@ -27,6 +26,7 @@ from app.rest.clients import (
     ToQuery,
     _errors,
     client_record_json,
+    list_filter,
 )
 
 EXPORT_PARAMS = frozenset({"name", "rfc", "email", "from", "to", "taxSystem", "invoiceReady"})
@@ -76,15 +76,7 @@ async def export_clients(
 ) -> StreamingResponse:
     _check_export_query(request)
     service = client_service(request)
-    filters = ClientFilter(
-        name=name,
-        rfc=rfc,
-        email=email,
-        created_from=from_,
-        created_to=to,
-        tax_system=tax_system,
-        invoice_ready=invoice_ready,
-    )
+    filters = list_filter(name, rfc, email, from_, to, tax_system, invoice_ready)
     lines = export_lines(service, who, client_record_json, filters=filters)
     # The first page is read here, so a bad filter is a 400 before the 200 starts.
     first = await anext(lines, b"")
